@@ -1,0 +1,92 @@
+"""The SparkSession deepframes runs on: embedded ``local[*]`` by default, any master by argument."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from ._java import require_java
+
+logger = logging.getLogger(__name__)
+
+MASTER_ENV_VAR = "DEEPFRAMES_MASTER"
+DEFAULT_MASTER = "local[*]"
+
+# Applied only where the caller did not give the key.
+_DEFAULT_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+}
+
+
+def resolve_master(master: str | None = None) -> str:
+    """Return the master deepframes uses: the argument, else ``$DEEPFRAMES_MASTER``, else ``local[*]``.
+
+    >>> resolve_master("local[2]")
+    'local[2]'
+    """
+    return master or os.environ.get(MASTER_ENV_VAR) or DEFAULT_MASTER
+
+
+def _log4j_java_option() -> str:
+    config = Path(__file__).with_name("log4j2.properties")
+    return f"-Dlog4j.configurationFile=file:{config}"
+
+
+def session(master: str | None = None, app_name: str = "deepframes", **conf: Any) -> SparkSession:
+    """Return a SparkSession set up for deepframes, starting one when none is running.
+
+    Parameters
+    ----------
+    master : str, optional
+        Any Spark master URL (``local[2]``, ``local-cluster[2,1,1024]``, ``spark://host:7077``,
+        ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then ``local[*]``.
+    app_name : str
+        The application name shown in the Spark UI.
+    **conf
+        Spark settings, e.g. ``session(**{"spark.executor.memory": "2g"})``. They always win over
+        deepframes' defaults (Arrow on, quiet WARN logging, Python workers on this interpreter).
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+
+    Raises
+    ------
+    JavaNotFoundError
+        When no Java 17+ is found; the message names the Java found and how to install one.
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> spark.range(3).count()
+    3
+    """
+    settings = {str(key): str(value) for key, value in conf.items()}
+    if SparkSession.getActiveSession() is None:
+        require_java()
+        settings.setdefault("spark.driver.extraJavaOptions", _log4j_java_option())
+    # Python workers must run this interpreter (with its packages), not whatever `python3` is on PATH.
+    if "spark.pyspark.python" not in settings:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if "spark.master" not in settings:
+        builder = builder.master(resolve_master(master))
+    for key, value in {**_DEFAULT_CONF, **settings}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    if "spark.log.level" not in settings:
+        spark.sparkContext.setLogLevel("WARN")
+    logger.debug("Spark %s session on %s", spark.version, spark.sparkContext.master)
+    return spark
+
+
+def default_parallelism(spark: SparkSession) -> int:
+    """The number of tasks the cluster runs at once (at least 1)."""
+    return max(1, int(spark.sparkContext.defaultParallelism))
