@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Union
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from pyspark.errors import AnalysisException
@@ -211,6 +212,25 @@ def _as_path_list(path: PathLike | Sequence[PathLike]) -> list[str]:
     return [os.fspath(item) for item in paths]
 
 
+def _empty_local_files(uris: Sequence[str]) -> list[str]:
+    """Local files of zero bytes, as ``binaryFile`` names them (``file:/x``).
+
+    Spark's file scan skips zero-byte files without a word; we put them back so that they get
+    a row with an error instead of vanishing. (On other file systems they are still skipped.)
+    """
+    empty = []
+    for uri in uris:
+        if not uri.startswith("file:"):
+            continue
+        local_path = unquote(urlparse(uri).path)
+        try:
+            if os.stat(local_path).st_size == 0:
+                empty.append("file:" + local_path)
+        except OSError:
+            continue  # not on this machine's disk (a cluster path); Spark reads it as usual
+    return empty
+
+
 def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -326,7 +346,8 @@ def read_images(
         spark = SparkSession.getActiveSession() or session()
     paths = _as_path_list(path)
     files = _list_files(spark, paths, recursive, extensions)
-    num_files = len(files.inputFiles())
+    listed = files.inputFiles()
+    num_files = len(listed)
     if num_files == 0:
         wanted = "any file" if extensions is None else f"files ending in {', '.join(extensions)}"
         raise ValueError(
@@ -336,6 +357,9 @@ def read_images(
         )
     target = num_partitions or plan_partitions(num_files, spark.sparkContext.defaultParallelism)
     files = files.select("path", "content")
+    empty = _empty_local_files(listed)
+    if empty:
+        files = files.unionByName(spark.createDataFrame([(p, bytearray()) for p in empty], files.schema))
     current = files.rdd.getNumPartitions()
     if current > target:
         files = files.coalesce(target)

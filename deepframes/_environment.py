@@ -1,0 +1,48 @@
+"""What deepframes runs on: versions of Python, Spark, Java and each deep-learning engine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+from ._java import find_java
+from .session import MASTER_ENV_VAR, resolve_master
+
+# Engine -> (distributions that provide it, extra that installs it). Never imported here.
+ENGINES = {
+    "tensorflow": (("tensorflow-cpu", "tensorflow"), "tf"),
+    "keras": (("keras",), "tf"),
+    "torch": (("torch",), "torch"),
+    "onnxruntime": (("onnxruntime", "onnxruntime-gpu"), "onnx"),
+}
+
+
+def _version(*distributions: str) -> str | None:
+    for distribution in distributions:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def environment_report(master: str | None = None) -> dict:
+    """Versions of everything deepframes uses, without importing any engine or starting Spark."""
+    java = find_java()
+    return {
+        "deepframes": _version("deepframes"),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "pyspark": _version("pyspark"),
+        "java": {"executable": java.executable, "version": java.version, "usable": java.usable},
+        "engines": {
+            name: {"version": _version(*dists), "install": f"pip install 'deepframes[{extra}]'"}
+            for name, (dists, extra) in ENGINES.items()
+        },
+        "master": resolve_master(master),
+        "master_source": "argument" if master else (
+            MASTER_ENV_VAR if os.environ.get(MASTER_ENV_VAR) else "default"
+        ),
+    }

@@ -1,0 +1,1 @@
+"""Applications built on the deepframes library: the demo job and, later, the breed study."""

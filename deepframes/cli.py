@@ -1,0 +1,178 @@
+"""The ``deepframes`` command: a thin layer over the public API.
+
+Usage errors exit 2 with a hint; failures exit 1 with one line on stderr; ``--json`` prints one
+JSON object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+from . import __version__
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report in one line, with exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's hook for usage errors
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nTry '{self.prog} --help' for help.\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--master", help="Spark master URL (default: $DEEPFRAMES_MASTER or local[*])")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 224x224, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: str) -> None:
+    print(json.dumps(payload, default=str) if args.json else text)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from ._environment import environment_report
+
+    report = environment_report(args.master)
+    java = report["java"]
+    lines = [
+        f"deepframes {report['deepframes']}",
+        f"Python     {report['python']} ({report['python_executable']})",
+        f"PySpark    {report['pyspark']}",
+        f"Java       {java['version'] or 'not found'} ({java['executable'] or 'no JAVA_HOME, no java on PATH'})"
+        + ("" if java["usable"] else "  <- Spark needs Java 17+"),
+    ]
+    for name, engine in report["engines"].items():
+        found = engine["version"] or f"missing ({engine['install']})"
+        lines.append(f"{name:<10} {found}")
+    lines.append(f"Master     {report['master']} (from {report['master_source']})")
+    _emit(args, report, "\n".join(lines))
+
+
+def cmd_images(args: argparse.Namespace) -> None:
+    from .images import read_images
+    from .images.summary import format_summary, summarize_images
+    from .session import session
+
+    started = time.perf_counter()
+    spark = session(args.master)
+    df = read_images(
+        args.paths,
+        label=args.label,
+        size=args.size,
+        recursive=not args.no_recursive,
+        spark=spark,
+        **({"extensions": None} if args.all_files else {}),
+    )
+    summary = summarize_images(df)
+    seconds = time.perf_counter() - started
+    payload = {"paths": args.paths, **summary.as_dict(), "seconds": round(seconds, 2)}
+    header = (
+        f"{summary.num_files} files, {summary.num_images} images decoded, "
+        f"{summary.num_labels} labels, {summary.num_errors} errors ({seconds:.1f} s on "
+        f"{spark.sparkContext.master})"
+    )
+    _emit(args, payload, f"{header}\n{format_summary(summary)}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .apps.demo import run_demo
+    from .images.summary import format_summary
+
+    result = run_demo(args.out, master=args.master)
+    summary = result.summary
+    text = "\n".join(
+        [
+            f"Wrote {result.num_written} files (circles, squares, triangles in "
+            f"JPEG, PNG, GIF, BMP, WebP, TIFF; grayscale, RGBA, palette, CMYK) to {result.image_folder}",
+            f"Read them back with read_images(label='folder', size=64x64) on {result.master} "
+            f"in {result.seconds:.1f} s:",
+            format_summary(summary),
+            f"One decoded image as NumPy (HWC, RGB): shape {result.sample_shape}",
+            "The unreadable file is there on purpose: bad files become rows with a reason, "
+            "not a crash.",
+        ]
+    )
+    _emit(args, result.as_dict(), text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="deepframes", description="Deep learning on Apache Spark DataFrames.")
+    parser.add_argument("--version", action="version", version=f"deepframes {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO level)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    info = commands.add_parser("info", help="versions of Python, Spark, Java, engines; the master")
+    _common(info)
+    info.set_defaults(handler=cmd_info)
+
+    images = commands.add_parser("images", help="count images per label and list unreadable files")
+    images.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs")
+    images.add_argument("--label", help="folder, filename, or a regex with one group")
+    images.add_argument("--size", type=_size, help="resize while reading, HEIGHTxWIDTH")
+    images.add_argument("--no-recursive", action="store_true", help="skip subfolders")
+    images.add_argument("--all-files", action="store_true", help="read every file, not only image extensions")
+    _common(images)
+    images.set_defaults(handler=cmd_images)
+
+    demo = commands.add_parser("demo", help="make a small image set, read it back, summarise")
+    demo.add_argument("--out", default="deepframes-demo", help="output folder (default: %(default)s)")
+    _common(demo)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    """The readable part of an error; for Spark's executor errors, the Python exception raised there."""
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error: " in line and not line.lstrip().startswith("at "):
+            return line.strip()
+    return lines[-1] if lines else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``deepframes`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    try:
+        handler(args)
+    except KeyboardInterrupt:
+        print("deepframes: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure becomes one line; -v logs the traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"deepframes {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

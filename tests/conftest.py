@@ -1,0 +1,112 @@
+"""Shared fixtures: Spark sessions on local[2] and local-cluster[2,1,1024], and test images."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import deepframes
+from pyspark.sql import SparkSession
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+PETS_IMAGES = SHARED / "data" / "pets" / "images"
+
+LOCAL_MASTER = "local[2]"
+CLUSTER_MASTER = "local-cluster[2,1,1024]"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One SparkContext per process: run the cluster tests last so the session switches once.
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
+
+
+class SparkSessions:
+    """Hands out the session for a master, stopping the previous one when the master changes."""
+
+    def __init__(self) -> None:
+        self.current: SparkSession | None = None
+
+    def get(self, master: str) -> SparkSession:
+        if self.current is not None and self.current.sparkContext.master == master:
+            return self.current
+        if self.current is not None:
+            self.current.stop()
+        self.current = deepframes.session(master, app_name="deepframes-tests")
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_sessions():
+    sessions = SparkSessions()
+    yield sessions
+    sessions.stop()
+
+
+@pytest.fixture
+def spark(spark_sessions: SparkSessions) -> SparkSession:
+    """An embedded local[2] session."""
+    return spark_sessions.get(LOCAL_MASTER)
+
+
+@pytest.fixture
+def cluster_spark(spark_sessions: SparkSessions) -> SparkSession:
+    """local-cluster[2,1,1024]: two executor JVMs with their own Python workers."""
+    return spark_sessions.get(CLUSTER_MASTER)
+
+
+@pytest.fixture(scope="session")
+def pets_images() -> Path:
+    if not PETS_IMAGES.is_dir():
+        pytest.fail(f"Test data missing: {PETS_IMAGES} (the shared pets images).")
+    return PETS_IMAGES
+
+
+def encode(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def gradient_rgb(height: int = 24, width: int = 32) -> np.ndarray:
+    """A deterministic RGB test picture whose three channels all differ."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return np.stack([rows * 10 % 256, cols * 8 % 256, (rows + cols) * 5 % 256], axis=-1).astype(np.uint8)
+
+
+# File name -> (bytes maker, expected error text or None, expected channels).
+def _bad_and_odd_files() -> dict[str, tuple[bytes, str | None, int | None]]:
+    picture = Image.fromarray(gradient_rgb(60, 80))
+    jpeg = encode(picture, "JPEG", quality=90)
+    sixteen_bit = Image.fromarray((np.arange(20 * 30).reshape(20, 30) * 100).astype(np.uint16))
+    palette = picture.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    return {
+        "empty.jpg": (b"", "empty file (0 bytes)", None),
+        "text.jpg": (b"hello, I am text pretending to be a JPEG\n", "not an image", None),
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated or corrupt JPEG data", None),
+        "cmyk.jpg": (encode(picture.convert("CMYK"), "JPEG"), None, 3),
+        "sixteen_bit.png": (encode(sixteen_bit, "PNG"), None, 1),
+        "palette.gif": (encode(palette, "GIF"), None, 3),
+        "good.png": (encode(picture, "PNG"), None, 3),
+    }
+
+
+BAD_FILE_ERRORS = {name: spec[1] for name, spec in _bad_and_odd_files().items()}
+ODD_FILE_CHANNELS = {name: spec[2] for name, spec in _bad_and_odd_files().items() if spec[2]}
+
+
+@pytest.fixture(scope="session")
+def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of broken files and unusual-but-valid ones, made by the tests themselves."""
+    folder = tmp_path_factory.mktemp("odd_images")
+    for name, (content, _, _) in _bad_and_odd_files().items():
+        (folder / name).write_bytes(content)
+    return folder

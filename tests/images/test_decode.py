@@ -1,0 +1,108 @@
+"""decode_image: every format and pixel mode we promise, and a reason for each bad file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepframes.images.decode import ImageDecodeError, decode_image
+from tests.conftest import BAD_FILE_ERRORS, _bad_and_odd_files, encode, gradient_rgb
+
+
+@pytest.mark.parametrize("name", [n for n, e in BAD_FILE_ERRORS.items() if e])
+def test_decode_image_bad_file_gives_reason(name):
+    content = _bad_and_odd_files()[name][0]
+    with pytest.raises(ImageDecodeError, match=BAD_FILE_ERRORS[name].replace("(", r"\(").replace(")", r"\)")):
+        decode_image(content)
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "BMP", "TIFF", "WEBP"])
+def test_decode_image_lossless_formats_are_exact(image_format):
+    pixels = gradient_rgb()
+    options = {"lossless": True} if image_format == "WEBP" else {}
+    decoded = decode_image(encode(Image.fromarray(pixels), image_format, **options))
+    np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_decode_image_jpeg_is_close_to_source():
+    pixels = gradient_rgb()
+    decoded = decode_image(encode(Image.fromarray(pixels), "JPEG", quality=98))
+    assert decoded.shape == pixels.shape
+    assert np.abs(decoded.astype(int) - pixels).mean() < 4
+
+
+def test_decode_image_gif_gives_first_frame():
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ("red", "blue")]
+    content = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    decoded = decode_image(content)
+    assert decoded.shape == (6, 8, 3)
+    assert tuple(decoded[0, 0]) == (255, 0, 0)
+
+
+def test_decode_image_keeps_alpha_as_fourth_channel():
+    rgba = np.dstack([gradient_rgb(), np.full((24, 32), 77, np.uint8)])
+    decoded = decode_image(encode(Image.fromarray(rgba), "PNG"))
+    np.testing.assert_array_equal(decoded, rgba)
+
+
+def test_decode_image_palette_with_transparency_becomes_rgba():
+    image = Image.new("P", (4, 4), 1)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    decoded = decode_image(encode(image, "PNG", transparency=0))
+    assert decoded.shape == (4, 4, 4)
+    assert tuple(decoded[0, 0]) == (255, 0, 0, 255)
+
+
+def test_decode_image_grayscale_has_one_channel():
+    gray = gradient_rgb()[:, :, 0]
+    decoded = decode_image(encode(Image.fromarray(gray), "PNG"))
+    np.testing.assert_array_equal(decoded[:, :, 0], gray)
+    assert decoded.shape == (24, 32, 1)
+
+
+def test_decode_image_sixteen_bit_scaled_to_eight_bit():
+    values = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)
+    decoded = decode_image(encode(Image.fromarray(values), "PNG"))
+    assert decoded[0, :, 0].tolist() == [0, 1, 255, 128]
+
+
+def test_decode_image_cmyk_converted_to_rgb():
+    content = encode(Image.new("CMYK", (10, 10), (0, 255, 255, 0)), "JPEG", quality=100)
+    decoded = decode_image(content)
+    assert decoded.shape == (10, 10, 3)
+    red, green, blue = decoded[5, 5].astype(int)
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_decode_image_applies_exif_orientation():
+    picture = Image.fromarray(gradient_rgb(24, 32))
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise when shown
+    decoded = decode_image(encode(picture, "PNG", exif=exif))
+    assert decoded.shape == (32, 24, 3)
+
+
+def test_decode_image_format_comes_from_bytes_not_name():
+    png = encode(Image.fromarray(gradient_rgb()), "PNG")
+    assert decode_image(png).shape == (24, 32, 3)  # no file name is ever consulted
+
+
+@pytest.mark.parametrize("size", [(224, 224), (10, 300), (5, 7)])
+def test_decode_image_resizes_to_exact_size(size):
+    content = encode(Image.fromarray(gradient_rgb(600, 450)), "JPEG")
+    assert decode_image(content, size=size).shape == (*size, 3)
+
+
+def test_decode_image_reduced_jpeg_decode_matches_full_decode(pets_images):
+    content = (pets_images / "Bengal_1.jpg").read_bytes()  # 600x901, decoded at half scale
+    fast = decode_image(content, size=(224, 224)).astype(int)
+    full = Image.open(io.BytesIO(content)).convert("RGB").resize((224, 224), Image.BILINEAR)
+    assert np.abs(fast - np.asarray(full)).mean() < 2
+
+
+def test_decode_image_rejects_unknown_resample():
+    with pytest.raises(ValueError, match="resample"):
+        decode_image(encode(Image.new("RGB", (4, 4)), "PNG"), size=(2, 2), resample="cubic-ish")

@@ -1,0 +1,77 @@
+"""The deepframes command: info, images, demo; --json; one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepframes.cli import main
+
+DEEPFRAMES = Path(sys.executable).with_name("deepframes")
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_cli_info_json_lists_versions(capsys):
+    assert main(["info", "--json", "--master", "local[2]"]) == 0
+    report = _last_json(capsys.readouterr().out)
+    assert report["master"] == "local[2]" and report["master_source"] == "argument"
+    assert report["pyspark"].startswith("4.")
+    assert report["java"]["usable"] is True
+    assert set(report["engines"]) == {"tensorflow", "keras", "torch", "onnxruntime"}
+
+
+def test_cli_images_reports_pets(spark, pets_images, capsys):
+    code = main(["images", str(pets_images), "--label", "filename", "--json"])
+    assert code == 0
+    report = _last_json(capsys.readouterr().out)
+    assert (report["num_files"], report["num_images"], report["num_labels"], report["num_errors"]) == (600, 600, 3, 0)
+
+
+def test_cli_images_table_lists_errors(spark, odd_images, capsys):
+    assert main(["images", str(odd_images)]) == 0
+    out = capsys.readouterr().out
+    assert "7 files, 4 images decoded" in out
+    assert "empty.jpg: empty file (0 bytes)" in out
+
+
+def test_cli_missing_path_fails_in_one_line(spark, tmp_path, capsys):
+    assert main(["images", str(tmp_path / "absent")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deepframes images: error: read_images: no such file")
+
+
+def test_cli_demo_writes_images_and_reads_them(spark, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
+    report = _last_json(capsys.readouterr().out)
+    assert (report["num_images"], report["num_labels"], report["num_errors"]) == (24, 3, 1)
+    assert len(list((tmp_path / "images").rglob("*.*"))) == 25
+
+
+def test_cli_usage_error_exits_2_with_hint(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["images"])
+    assert exit_info.value.code == 2
+    assert "Try 'deepframes images --help'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["info"], ["images"], ["demo"]])
+def test_cli_help_on_every_command(command):
+    result = subprocess.run([str(DEEPFRAMES), *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: deepframes" in result.stdout
+
+
+def test_cli_installed_command_fails_without_traceback(tmp_path):
+    result = subprocess.run(
+        [str(DEEPFRAMES), "images", str(tmp_path / "absent"), "--master", "local[1]"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("deepframes images: error: read_images: no such file")
