@@ -31,7 +31,9 @@ class JavaInfo:
 
     def describe(self) -> str:
         if self.executable is None:
-            return "none found (no JAVA_HOME and no `java` on PATH)"
+            return "none (no JAVA_HOME and no `java` on PATH)"
+        if not os.access(self.executable, os.X_OK):
+            return f"{self.executable}, which does not exist (JAVA_HOME={os.environ.get('JAVA_HOME')})"
         return f"{self.executable} (version {self.version or 'unknown'})"
 
 
@@ -42,8 +44,7 @@ class JavaNotFoundError(RuntimeError):
 def _java_executable() -> str | None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home:
-        candidate = os.path.join(java_home, "bin", "java")
-        return candidate if os.access(candidate, os.X_OK) else candidate + " (missing)"
+        return os.path.join(java_home, "bin", "java")
     return shutil.which("java")
 
 
@@ -71,7 +72,7 @@ def parse_java_version(text: str) -> tuple[str | None, int | None]:
 def find_java() -> JavaInfo:
     """Locate Java the way Spark's launcher does (JAVA_HOME first, then PATH)."""
     executable = _java_executable()
-    if executable is None or executable.endswith("(missing)"):
+    if executable is None or not os.access(executable, os.X_OK):
         return JavaInfo(executable, None, None)
     try:
         completed = subprocess.run(
@@ -92,3 +93,14 @@ def require_java() -> JavaInfo:
             f"To fix it, {INSTALL_HINT}."
         )
     return info
+
+
+def main() -> int:
+    """Print the Java found; exit status 0 when Spark can use it (used by ``make``'s set-up)."""
+    info = find_java()
+    if info.usable:
+        print(f"Java {info.version} at {info.executable}")
+        return 0
+    print(f"Spark needs Java {MIN_JAVA_VERSION} or newer; found: {info.describe()}.")
+    return 1
+

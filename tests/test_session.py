@@ -65,7 +65,7 @@ def test_require_java_names_old_java_and_fix(fake_java):
 
 def test_require_java_when_missing(fake_java):
     fake_java(None)
-    with pytest.raises(deepframes.JavaNotFoundError, match=r"Java 17 or newer; found: .*missing.*JAVA_HOME"):
+    with pytest.raises(deepframes.JavaNotFoundError, match=r"Java 17 or newer; found: .*java, which does not exist \(JAVA_HOME=.*openjdk-17"):
         _java.require_java()
 
 

@@ -1,0 +1,28 @@
+# Two commands: `make demo` and `make test`. Each sets up whatever is missing first
+# (.venv with the package and its test tools, Java 17+), and is quick when all is there.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deepframes-installed
+EXTRAS := dev
+
+.PHONY: demo test setup bench clean
+
+demo: setup
+	$(BIN)/deepframes demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/read_images.py
+
+setup: $(STAMP)
+	@scripts/ensure-java.sh $(BIN)/python
+
+$(STAMP): pyproject.toml scripts/ensure-venv.sh
+	@scripts/ensure-venv.sh $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) deepframes-demo .pytest_cache
