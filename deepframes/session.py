@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from ._java import require_java
@@ -31,6 +32,14 @@ def resolve_master(master: str | None = None) -> str:
     'local[2]'
     """
     return master or os.environ.get(MASTER_ENV_VAR) or DEFAULT_MASTER
+
+
+def running_session() -> SparkSession | None:
+    """The session this process already runs (active or default), or None; starts nothing."""
+    try:
+        return SparkSession.active()
+    except PySparkRuntimeError:
+        return None
 
 
 def _log4j_java_option() -> str:
@@ -60,6 +69,8 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     ------
     JavaNotFoundError
         When no Java 17+ is found; the message names the Java found and how to install one.
+    ValueError
+        When ``master`` differs from the master of the session this process already runs.
 
     Examples
     --------
@@ -69,9 +80,16 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     3
     """
     settings = {str(key): str(value) for key, value in conf.items()}
-    if SparkSession.getActiveSession() is None:
+    active = running_session()
+    if active is None:
         require_java()
         settings.setdefault("spark.driver.extraJavaOptions", _log4j_java_option())
+    elif master and active.sparkContext.master != master:
+        raise ValueError(
+            f"A SparkSession on {active.sparkContext.master} is already running, so a session on "
+            f"{master} cannot start in this process. Call spark.stop() first, or use the running "
+            "session (deepframes.session() without a master)."
+        )
     # Python workers must run this interpreter (with its packages), not whatever `python3` is on PATH.
     if "spark.pyspark.python" not in settings:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

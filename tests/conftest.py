@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import deepframes
+from deepframes.session import running_session
 from pyspark.sql import SparkSession
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,22 +27,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class SparkSessions:
-    """Hands out the session for a master, stopping the previous one when the master changes."""
-
-    def __init__(self) -> None:
-        self.current: SparkSession | None = None
+    """Hands out the session for a master, stopping the running one when the master differs."""
 
     def get(self, master: str) -> SparkSession:
-        if self.current is not None and self.current.sparkContext.master == master:
-            return self.current
-        if self.current is not None:
-            self.current.stop()
-        self.current = deepframes.session(master, app_name="deepframes-tests")
-        return self.current
+        active = running_session()
+        if active is not None and active.sparkContext.master == master:
+            return active
+        if active is not None:
+            active.stop()
+        return deepframes.session(master, app_name="deepframes-tests")
 
     def stop(self) -> None:
-        if self.current is not None:
-            self.current.stop()
+        active = running_session()
+        if active is not None:
+            active.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import stat
 import sys
 
 import pytest
-from pyspark.sql import SparkSession
 
 import deepframes
 from deepframes import _java
@@ -30,6 +29,11 @@ def test_session_keeps_callers_settings(spark):
         assert again.conf.get("spark.sql.shuffle.partitions") == "7"
     finally:
         spark.conf.unset("spark.sql.shuffle.partitions")
+
+
+def test_session_refuses_a_second_master(spark):
+    with pytest.raises(ValueError, match=r"already running.*local-cluster\[2,1,1024\] cannot start.*spark.stop\(\)"):
+        deepframes.session("local-cluster[2,1,1024]")
 
 
 def test_resolve_master_order(monkeypatch):
@@ -71,7 +75,7 @@ def test_require_java_when_missing(fake_java):
 
 def test_session_refuses_to_start_without_java(fake_java, monkeypatch):
     fake_java('java version "1.8.0_382"')
-    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
+    monkeypatch.setattr(sys.modules["deepframes.session"], "running_session", lambda: None)
     with pytest.raises(deepframes.JavaNotFoundError, match=r"version 1.8.0_382"):
         deepframes.session("local[1]")
 

@@ -341,9 +341,9 @@ def read_images(
             f"Received: num_partitions={num_partitions!r}"
         )
     if spark is None:
-        from ..session import session
+        from ..session import running_session, session
 
-        spark = SparkSession.getActiveSession() or session()
+        spark = running_session() or session()
     paths = _as_path_list(path)
     files = _list_files(spark, paths, recursive, extensions)
     listed = files.inputFiles()
