@@ -1,0 +1,200 @@
+"""Tensor shapes of DataFrame columns, kept in Spark column metadata.
+
+A column's shape is the shape of a block of it: the first dimension is the row count (unknown,
+written ``?``), the rest is the shape of one cell: ``features: float32[?, 512]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.ml.linalg import VectorUDT
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    ShortType,
+    StringType,
+    StructField,
+)
+
+SHAPE_KEY = "deepframes.shape"
+UNKNOWN = -1
+
+DTYPE_NAMES = {
+    DoubleType: "float64",
+    FloatType: "float32",
+    LongType: "int64",
+    IntegerType: "int32",
+    ShortType: "int16",
+    ByteType: "int8",
+    BooleanType: "bool",
+    StringType: "string",
+    BinaryType: "binary",
+}
+
+
+def element_type(data_type: DataType) -> tuple[DataType, int]:
+    """The innermost element type of (nested) arrays and the nesting depth; vectors are doubles."""
+    depth = 0
+    while isinstance(data_type, ArrayType):
+        data_type, depth = data_type.elementType, depth + 1
+    if isinstance(data_type, VectorUDT):
+        return DoubleType(), depth + 1
+    return data_type, depth
+
+
+def dtype_name(data_type: DataType) -> str:
+    """``float32`` for FloatType and for arrays of it, ``float64`` for vectors, ..."""
+    inner, _ = element_type(data_type)
+    return DTYPE_NAMES.get(type(inner), inner.simpleString())
+
+
+def recorded_shape(field: StructField) -> list[int] | None:
+    """The block shape recorded on a column (``-1`` for unknown dimensions), or None."""
+    shape = (field.metadata or {}).get(SHAPE_KEY)
+    return None if shape is None else [int(size) for size in shape]
+
+
+def column_shape(field: StructField) -> list[int]:
+    """The recorded shape, else what the type alone tells (``[?]`` for scalars, ``[?, ?]`` ...)."""
+    shape = recorded_shape(field)
+    if shape is not None:
+        return shape
+    return [UNKNOWN] * (1 + element_type(field.dataType)[1])
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``[-1, 512]`` -> ``[?, 512]``."""
+    return "[" + ", ".join("?" if size < 0 else str(size) for size in shape) + "]"
+
+
+def _normalize_shape(column: str, shape: Sequence[int | None]) -> list[int]:
+    sizes = [UNKNOWN if size in (None, UNKNOWN, "?") else size for size in shape]
+    if not sizes or sizes[0] != UNKNOWN:
+        raise ValueError(
+            f"The shape of column {column!r} must start with the row dimension, written None: "
+            f"e.g. [None, 512]. Received: {list(shape)}"
+        )
+    if not all(isinstance(size, int) and (size > 0 or size == UNKNOWN) for size in sizes):
+        raise ValueError(
+            f"Shape sizes must be positive integers or None. Received for {column!r}: {list(shape)}"
+        )
+    return sizes
+
+
+def with_shape(column: Column, name: str, shape: Sequence[int]) -> Column:
+    """``column`` aliased to ``name`` with ``shape`` recorded in its metadata."""
+    return column.alias(name, metadata={SHAPE_KEY: list(shape)})
+
+
+def append_shape(df: DataFrame, column: str, shape: Sequence[int | None]) -> DataFrame:
+    """Record the block shape of ``column`` without reading any data.
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> df = spark.createDataFrame([([1.0, 2.0],)], "v array<float>")
+    >>> print_schema(append_shape(df, "v", [None, 2]))
+    v: float32[?, 2]
+    """
+    field = _field(df, column)
+    sizes = _normalize_shape(column, shape)
+    depth = element_type(field.dataType)[1]
+    if len(sizes) - 1 < depth or (depth == 0 and len(sizes) != 1):
+        raise ValueError(
+            f"Column {column!r} ({field.dataType.simpleString()}) needs a shape of rank at least "
+            f"{depth + 1}. Received: {format_shape(sizes)}"
+        )
+    return df.withMetadata(column, {**(field.metadata or {}), SHAPE_KEY: sizes})
+
+
+def _field(df: DataFrame, column: str) -> StructField:
+    try:
+        return df.schema[column]
+    except (KeyError, IndexError):
+        raise ValueError(
+            f"Column {column!r} is not in the DataFrame. Available columns: {df.columns}"
+        ) from None
+
+
+def _cell_size_bounds(column: str, data_type: DataType) -> list[tuple[Column, Column]]:
+    """(min, max) aggregate expressions of the cell size at each nesting level of a column."""
+    if isinstance(data_type, VectorUDT):
+        from pyspark.ml.functions import vector_to_array
+
+        sizes = F.size(vector_to_array(F.col(column)))
+        return [(F.min(sizes), F.max(sizes))]
+    bounds = []
+    level, current = F.col(column), data_type
+    if isinstance(current, ArrayType):
+        bounds.append((F.min(F.size(level)), F.max(F.size(level))))
+        current = current.elementType
+    while isinstance(current, ArrayType):
+        # Every inner array of every row is measured, not only the first.
+        inner_sizes = F.transform(level, lambda cell: F.size(cell))
+        bounds.append((F.min(F.array_min(inner_sizes)), F.max(F.array_max(inner_sizes))))
+        level, current = F.flatten(level), current.elementType
+    return bounds
+
+
+def analyze(df: DataFrame, columns: Sequence[str] | None = None) -> DataFrame:
+    """Measure the cell shapes of ``columns`` (default: all) in one pass and record them.
+
+    A dimension whose size is the same in every row is recorded; one that varies stays ``?``.
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> df = spark.createDataFrame([([1.0, 2.0, 3.0], 1.0), ([4.0, 5.0, 6.0], 2.0)], "v array<double>, x double")
+    >>> print_schema(analyze(df))
+    v: float64[?, 3]
+    x: float64[?]
+    """
+    names = list(columns) if columns is not None else df.columns
+    fields = {name: _field(df, name) for name in names}
+    bounds = {name: _cell_size_bounds(name, field.dataType) for name, field in fields.items()}
+    expressions = [
+        expression.alias(f"{index}_{level}_{side}")
+        for index, name in enumerate(names)
+        for level, pair in enumerate(bounds[name])
+        for side, expression in zip(("min", "max"), pair)
+    ]
+    measured = df.agg(*expressions).first() if expressions else None
+    for index, name in enumerate(names):
+        shape = [UNKNOWN]
+        for level in range(len(bounds[name])):
+            low, high = measured[f"{index}_{level}_min"], measured[f"{index}_{level}_max"]
+            shape.append(low if low is not None and low == high and low >= 0 else UNKNOWN)
+        df = df.withMetadata(name, {**(fields[name].metadata or {}), SHAPE_KEY: shape})
+    return df
+
+
+def schema_lines(df: DataFrame) -> list[str]:
+    """One ``name: dtype[shape]`` line per column."""
+    return [
+        f"{field.name}: {dtype_name(field.dataType)}{format_shape(column_shape(field))}"
+        for field in df.schema.fields
+    ]
+
+
+def print_schema(df: DataFrame) -> None:
+    """Print each column's element type and block shape, e.g. ``features: float32[?, 512]``.
+
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> print_schema(spark.createDataFrame([(1.0, "a")], "x double, name string"))
+    x: float64[?]
+    name: string[?]
+    """
+    print("\n".join(schema_lines(df)))
