@@ -35,7 +35,11 @@ class SparkSessions:
             return active
         if active is not None:
             active.stop()
-        return deepframes.session(master, app_name="deepframes-tests")
+        # Executors import test helpers (pickled by reference) from the repository, as a user's
+        # cluster would import their own modules shipped with --py-files.
+        return deepframes.session(
+            master, app_name="deepframes-tests", **{"spark.executorEnv.PYTHONPATH": str(REPO_ROOT)}
+        )
 
     def stop(self) -> None:
         active = running_session()

@@ -35,3 +35,30 @@ def test_read_images_local_cluster_matches_local(spark_sessions, pets_images, od
     assert cluster.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1 == 2
     assert len(local_rows) == 607
     assert cluster_rows == local_rows
+
+
+def _block_results(spark, column_values):
+    from tests.blocks.conftest import sliced_frame
+    from tests.blocks.test_reduce import weighted_mean
+
+    ten = spark.createDataFrame([(float(x),) for x in range(10)], "x double").repartition(3)
+    added = sorted(row.z for row in deepframes.map_blocks(lambda b: {"z": b["x"] + 3}, ten).collect())
+    sliced = sliced_frame(spark, column_values)
+    mean = deepframes.reduce_blocks(weighted_mean, sliced, block_size=50)
+    keyed = sliced.withColumn("key", (sliced.x > 20).cast("string"))
+    groups = sorted(tuple(row) for row in deepframes.aggregate(weighted_mean, keyed.groupBy("key")).collect())
+    return added, float(mean["x"]), float(mean["w"]), groups
+
+
+def test_blocks_local_cluster_matches_local(spark_sessions):
+    import numpy as np
+
+    column_values = np.random.default_rng(7).lognormal(3.0, 2.0, size=1000)
+    local = _block_results(spark_sessions.get(LOCAL_MASTER), column_values)
+    cluster = _block_results(spark_sessions.get(CLUSTER_MASTER), column_values)
+    assert local[0] == [x + 3.0 for x in range(10)]
+    assert abs(local[1] - np.mean(column_values)) <= 1e-12 * np.mean(column_values)
+    assert cluster[0] == local[0]
+    assert cluster[1:3] == pytest.approx(local[1:3], rel=1e-12, abs=0)
+    assert [g[0] for g in cluster[3]] == [g[0] for g in local[3]]
+    assert [g[1:] for g in cluster[3]] == pytest.approx([g[1:] for g in local[3]], rel=1e-12)

@@ -19,7 +19,7 @@ from pyspark.sql.types import StructField, StructType
 from .arrays import OutputSpec, block_to_arrow
 from .execution import BlockPlan, finish_reduce, reduce_blocks_local, reduce_record_batches, reduce_rows_local
 from .inputs import as_table, check_block_size, input_columns, make_plan, raise_from_executor, sample
-from .shapes import SHAPE_KEY
+from .shapes import SHAPE_KEY, column_shape
 
 # Rows per Arrow batch while a reduction streams a column to Python: about this many bytes.
 _TARGET_BATCH_BYTES = 8 * 1024 * 1024
@@ -33,13 +33,11 @@ def _empty_error(plan: BlockPlan) -> ValueError:
 
 
 def _row_bytes(df: DataFrame, columns: Sequence[str]) -> int:
-    """A rough size of one row of ``columns`` in Arrow, from their types and recorded shapes."""
+    """A rough size of one row of ``columns`` in Arrow (8 bytes a value; unknown sizes as 256)."""
     total = 0
     for name in columns:
-        field = df.schema[name]
-        shape = (field.metadata or {}).get(SHAPE_KEY) or [1]
-        cells = int(np.prod([size if size > 0 else 256 for size in shape[1:]] or [1]))
-        total += max(field.dataType.defaultSize(), 8) * cells if len(shape) > 1 or "array" in field.dataType.simpleString() else 8
+        shape = column_shape(df.schema[name])
+        total += 8 * int(np.prod([size if size > 0 else 256 for size in shape[1:]]))
     return max(total, 8)
 
 
