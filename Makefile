@@ -15,6 +15,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/read_images.py
+	$(BIN)/python bench/blocks.py
+	$(BIN)/python bench/matmul.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python

@@ -61,4 +61,5 @@ def test_blocks_local_cluster_matches_local(spark_sessions):
     assert cluster[0] == local[0]
     assert cluster[1:3] == pytest.approx(local[1:3], rel=1e-12, abs=0)
     assert [g[0] for g in cluster[3]] == [g[0] for g in local[3]]
-    assert [g[1:] for g in cluster[3]] == pytest.approx([g[1:] for g in local[3]], rel=1e-12)
+    for cluster_group, local_group in zip(cluster[3], local[3]):
+        assert cluster_group[1:] == pytest.approx(local_group[1:], rel=1e-12)

@@ -8,6 +8,7 @@ TorchScript function gets tensors in and gives tensors back, converted at the bo
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,17 @@ from pyspark import cloudpickle
 
 from .arrays import as_numpy
 
-# digest -> prepared function; lives as long as the (reused) Python worker process.
-_LOADED: dict[str, Callable[[dict], Any]] = {}
+# digest -> prepared function, kept as long as the (reused) Python worker lives, so a function
+# is unpickled (and a tf.function traced) once per worker, not once per task or block.
+_LOADED: OrderedDict[str, Callable[[dict], Any]] = OrderedDict()
+_MAX_LOADED = 64
+
+
+def _remember(digest: str, prepared: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    _LOADED[digest] = prepared
+    while len(_LOADED) > _MAX_LOADED:
+        _LOADED.popitem(last=False)
+    return prepared
 
 
 class BlockFunctionError(RuntimeError):
@@ -90,9 +100,13 @@ def function_name(fn: object) -> str:
 
 @dataclass(frozen=True)
 class BlockFunction:
-    """A user function pickled once on the driver; executors load it once per worker."""
+    """A user function shipped with its plan; each worker prepares it once, keyed by content.
 
-    payload: bytes = field(repr=False)
+    The function travels inside the plan that Spark pickles, so Spark also ships the broadcast
+    variables it uses; the digest lets a reused worker keep one prepared copy across tasks.
+    """
+
+    fn: Callable = field(repr=False)
     digest: str
     name: str
     operation: str
@@ -101,13 +115,13 @@ class BlockFunction:
     def wrap(cls, fn: Callable, operation: str) -> BlockFunction:
         if not callable(fn):
             raise TypeError(f"{operation} needs a function as its first argument. Received: {fn!r}")
-        payload = cloudpickle.dumps(fn)
-        return cls(payload, hashlib.sha256(payload).hexdigest(), function_name(fn), operation)
+        digest = hashlib.sha256(cloudpickle.dumps(fn)).hexdigest()
+        return cls(fn, digest, function_name(fn), operation)
 
     def load(self) -> Callable[[dict], Any]:
         prepared = _LOADED.get(self.digest)
         if prepared is None:
-            prepared = _LOADED[self.digest] = _prepare(cloudpickle.loads(self.payload))
+            prepared = _remember(self.digest, _prepare(self.fn))
         return prepared
 
     def fail(self, error: BaseException, where: str) -> BlockFunctionError:

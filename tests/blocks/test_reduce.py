@@ -45,8 +45,8 @@ def test_reduce_blocks_skips_nulls_and_empty_partitions(spark):
 
 
 def test_reduce_blocks_tf_and_torch_reducers(spark, column_values):
-    tf = pytest.importorskip("tensorflow")
-    torch = pytest.importorskip("torch")
+    import tensorflow as tf
+    import torch
     df = sliced_frame(spark, column_values).select("x")
     by_tf = deepframes.reduce_blocks(tf.function(lambda b: {"x": tf.reduce_max(b["x"], axis=0)}), df)
     by_torch = deepframes.reduce_blocks(lambda b: {"x": torch.as_tensor(b["x"]).min(0).values}, df)
