@@ -22,10 +22,12 @@ import numpy as np
 import deepframes
 
 
-def best_seconds(run: Callable[[], object], repeats: int) -> float:
+def best_seconds(run: Callable[[], object], repeats: int, min_total: float = 0.5) -> float:
+    """Fastest of at least ``repeats`` runs after a warm-up, running on until ``min_total``
+    seconds have passed, so small sizes are not judged on a few microsecond-scale samples."""
     run()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_total and len(times) < 200):
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
@@ -62,10 +64,12 @@ def contenders(size: int) -> dict[str, Callable[[], object]]:
 
 
 def local_table(sizes: list[int], repeats: int) -> dict[str, dict[int, float]]:
+    """GFLOP/s by library (outer loop) and size, so one library's idle threads settle first."""
+    runs = {size: contenders(size) for size in sizes}
     gflops: dict[str, dict[int, float]] = {}
-    for size in sizes:
-        for name, run in contenders(size).items():
-            seconds = best_seconds(run, repeats if size <= 2048 else 1)
+    for name in runs[sizes[0]]:
+        for size in sizes:
+            seconds = best_seconds(runs[size][name], repeats if size <= 2048 else 1)
             gflops.setdefault(name, {})[size] = 2 * size**3 / seconds / 1e9
     return gflops
 

@@ -115,7 +115,11 @@ class BlockFunction:
     def wrap(cls, fn: Callable, operation: str) -> BlockFunction:
         if not callable(fn):
             raise TypeError(f"{operation} needs a function as its first argument. Received: {fn!r}")
-        digest = hashlib.sha256(cloudpickle.dumps(fn)).hexdigest()
+        payload = cloudpickle.dumps(fn)
+        digest = hashlib.sha256(payload).hexdigest()
+        if _is_tf_function(fn):
+            # Tracing makes a tf.function unpicklable: the driver traces a copy of its own.
+            _remember(digest, _prepare(cloudpickle.loads(payload)))
         return cls(fn, digest, function_name(fn), operation)
 
     def load(self) -> Callable[[dict], Any]:
