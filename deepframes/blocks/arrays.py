@@ -115,26 +115,32 @@ class OutputSpec:
         return cls(name, dtype, spark_type, cell_shape)
 
     def check(self, values: np.ndarray, declared: bool) -> np.ndarray:
-        """``values`` in this column's dtype; a clear error if dtype or cell shape changed."""
-        key = _dtype_key(values)
-        if key in ("str", "bytes") or self.dtype in ("str", "bytes"):
-            if key != self.dtype:
-                raise TypeError(self._changed("dtype", key, self.dtype))
-        elif declared:
-            if not np.can_cast(values.dtype, self.dtype, casting="same_kind"):
-                raise TypeError(self._changed("dtype", values.dtype.name, self.dtype))
-            values = values.astype(self.dtype, copy=False)
-        elif _SPARK_TYPES.get(key, (None, None))[1] != self.dtype:
-            raise TypeError(self._changed("dtype", values.dtype.name, self.dtype))
-        else:
-            values = values.astype(self.dtype, copy=False)
-        cells = values.shape[1:]
-        expected = self.cell_shape
-        if len(cells) != len(expected) and not (declared and len(expected) == 1 and expected[0] == UNKNOWN):
-            raise ValueError(self._changed("cell shape", cells, expected))
-        if len(cells) == len(expected) and any(e not in (UNKNOWN, c) for c, e in zip(cells, expected)):
+        """``values`` in this column's dtype; a clear error if its dtype or cell shape changed.
+
+        Declared columns accept any same-kind dtype (float64 into a float column); inferred ones
+        must keep the dtype the first block had.
+        """
+        values = self._checked_dtype(values, declared)
+        cells, expected = values.shape[1:], self.cell_shape
+        flattened_ok = declared and expected == (UNKNOWN,)  # any N-D cells stored flat
+        same_rank = len(cells) == len(expected)
+        if not flattened_ok and (not same_rank or any(e not in (UNKNOWN, c) for c, e in zip(cells, expected))):
             raise ValueError(self._changed("cell shape", cells, expected))
         return values
+
+    def _checked_dtype(self, values: np.ndarray, declared: bool) -> np.ndarray:
+        key = _dtype_key(values)
+        if "str" in (key, self.dtype) or "bytes" in (key, self.dtype):
+            if key != self.dtype:
+                raise TypeError(self._changed("dtype", key, self.dtype))
+            return values
+        if declared:
+            castable = np.can_cast(values.dtype, self.dtype, casting="same_kind")
+        else:
+            castable = _SPARK_TYPES.get(key, (None, None))[1] == self.dtype
+        if not castable:
+            raise TypeError(self._changed("dtype", values.dtype.name, self.dtype))
+        return values.astype(self.dtype, copy=False)
 
     def _changed(self, what: str, received: object, expected: object) -> str:
         return (

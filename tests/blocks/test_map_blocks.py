@@ -49,7 +49,7 @@ def test_map_blocks_add_three_torch(ten_floats):
             return {"z": block["x"] + 3}
 
     assert _z(deepframes.map_blocks(AddThree(), ten_floats)) == EXPECTED_Z
-    as_tensor = deepframes.map_blocks(lambda b: {"z": torch.as_tensor(b["x"]) + 3}, ten_floats)
+    as_tensor = deepframes.map_blocks(lambda b: {"z": torch.tensor(b["x"]) + 3}, ten_floats)
     assert _z(as_tensor) == EXPECTED_Z
 
 

@@ -103,3 +103,10 @@ def test_reduce_blocks_of_nothing(spark):
     df = spark.createDataFrame([(None,)], "x double")
     with pytest.raises(ValueError, match="nothing to reduce"):
         deepframes.reduce_blocks(lambda b: {"x": b["x"].sum(0)}, df)
+
+
+def test_row_functions_on_pandas():
+    frame = pd.DataFrame({"v": [np.array([1.0]), np.array([1.0, 2.0])], "x": [3.0, 4.0]})
+    lengths = deepframes.map_rows(lambda row: {"n": len(row["v"])}, frame, columns=["v"])
+    assert lengths["n"].tolist() == [1, 2]
+    assert deepframes.reduce_rows(lambda a, b: {"x": a["x"] * b["x"]}, frame, columns=["x"])["x"] == 12.0
