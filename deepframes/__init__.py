@@ -16,13 +16,20 @@ from .blocks import print_schema as print_schema
 from .blocks import reduce_blocks as reduce_blocks
 from .blocks import reduce_rows as reduce_rows
 from .images import read_images as read_images
+from .inference import ImageFeaturizer as ImageFeaturizer
+from .inference import ImagePredictor as ImagePredictor
+from .inference import ModelTransformer as ModelTransformer
+from .inference import register_udf as register_udf
 from .session import session as session
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BlockFunctionError",
+    "ImageFeaturizer",
+    "ImagePredictor",
     "JavaNotFoundError",
+    "ModelTransformer",
     "__version__",
     "aggregate",
     "analyze",
@@ -33,5 +40,6 @@ __all__ = [
     "read_images",
     "reduce_blocks",
     "reduce_rows",
+    "register_udf",
     "session",
 ]

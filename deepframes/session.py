@@ -22,6 +22,8 @@ DEFAULT_MASTER = "local[*]"
 _DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+    # A glob over image files lists each match as a path; listing hundreds of them needs no job.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
 }
 
 

@@ -1,0 +1,91 @@
+"""The one interface every framework adapter implements, and the task's threads and device."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A named model input or output: shape (``-1`` for dynamic sizes) and NumPy dtype name."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if size < 0 else str(size) for size in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+class MissingEngineError(ImportError):
+    """The framework an engine needs is not installed; the message says which extra to install."""
+
+
+def require(module: str, extra: str, what: str):
+    """Import ``module`` or say which deepframes extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingEngineError(
+            f"{what} needs {module}: pip install 'deepframes[{extra}]'"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an engine runs: CPU threads, and the GPU Spark gave the task (if any)."""
+
+    threads: int = 1
+    gpu: str | None = None
+
+    @classmethod
+    def for_current_task(cls) -> Placement:
+        """Threads from ``spark.task.cpus``; the GPU from ``TaskContext.resources()``."""
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        if context is None:
+            return cls(threads=1)
+        gpus = context.resources().get("gpu")
+        gpu = gpus.addresses[0] if gpus is not None and gpus.addresses else None
+        return cls(threads=max(1, int(context.cpus())), gpu=gpu)
+
+
+class Engine(abc.ABC):
+    """A loaded model: named NumPy inputs in, named NumPy outputs out, one batch at a time."""
+
+    framework: str = ""
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs, in order."""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> list[TensorInfo]:
+        """The model's outputs, in order."""
+
+    @abc.abstractmethod
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; ``feeds`` maps every input name to an array with the batch first."""
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        expected = {info.name for info in self.inputs}
+        if set(feeds) != expected:
+            raise ValueError(
+                f"The {self.framework} model takes inputs {sorted(expected)}; received "
+                f"{sorted(feeds)}. Map columns to input names with inputNames=[...]."
+            )
+
+    def describe(self) -> str:
+        inputs = ", ".join(info.describe() for info in self.inputs)
+        outputs = ", ".join(info.describe() for info in self.outputs)
+        return f"{self.framework} model ({inputs}) -> ({outputs})"

@@ -1,0 +1,184 @@
+"""``ImageFeaturizer`` and ``ImagePredictor``: named networks over the image column."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.sql import DataFrame
+
+from .. import zoo
+from ..blocks.arrays import OutputSpec
+from .runner import InferencePlan, InputBinding, OutputBinding, TopK
+from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, dry_run, plan_on_zeros
+from .transformer import HasBatchSize, is_image_struct_field
+
+
+class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, ModelFileStage):
+    model = Param(Params._dummy(), "model", "named model: " + ", ".join(sorted(zoo.NAMED_MODELS)),
+                  typeConverter=TypeConverters.toString)
+    weights = Param(Params._dummy(), "weights", "'imagenet', a local weights/ONNX file, or None for random",
+                    typeConverter=TypeConverters.identity)
+
+    file_params = ("weights",)
+
+    def _named(self) -> zoo.NamedModel:
+        return zoo.named_model(self.getOrDefault(self.model))
+
+    def _weights(self) -> str | None:
+        return self.getOrDefault(self.weights) if self.isDefined(self.weights) else None
+
+    def _check(self, dataset: DataFrame) -> None:
+        check_batch_size(self.getBatchSize())
+        column = self.getInputCol()
+        stage = type(self).__name__
+        check_input_columns(dataset, [column], stage)
+        if not is_image_struct_field(dataset, column):
+            raise TypeError(
+                f"{stage}: column {column!r} must be an image struct (read_images gives one); it is "
+                f"{dataset.schema[column].dataType.simpleString()}."
+            )
+
+    def _plan(self, spec, output_name: str, top_k: TopK | None = None) -> InferencePlan:
+        binding = InputBinding(self.getInputCol(), spec.load().inputs[0].name, None, self._named().preset)
+        output = OutputBinding(output_name, OutputSpec(self.getOutputCol(), "float32", None, ()))
+        return InferencePlan(spec, (binding,), (output,), self.getBatchSize(), top_k)
+
+
+class ImageFeaturizer(_NamedImageModel):
+    """Image features from a named network, as an ML ``Vector`` column ready for MLlib.
+
+    Parameters
+    ----------
+    inputCol : str
+        An image struct column (``read_images``); any image size, resized inside.
+    outputCol : str
+    model : str
+        ``squeezenet1.1`` (ONNX, ``weights`` = its file) or a Keras application: ``VGG16``,
+        ``VGG19``, ``ResNet50``, ``InceptionV3``, ``Xception``, ``MobileNetV2``, ``EfficientNetB0``.
+    weights : str or None
+        ``"imagenet"`` (Keras downloads and caches them), a local file, or None (random, seeded).
+    pooling : {"avg", "max", None}
+        Global pooling of the last feature map; None keeps it whole (flattened).
+    batchSize : int
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> images = deepframes.read_images("../shared/data/pets/images/Bengal_1*.jpg")
+    >>> featurizer = deepframes.ImageFeaturizer(model="squeezenet1.1",
+    ...     weights="../shared/models/squeezenet1.1.onnx")
+    >>> featurizer.transform(images).first().features.size
+    512
+    """
+
+    pooling = Param(Params._dummy(), "pooling", "avg, max or None", typeConverter=TypeConverters.identity)
+
+    @keyword_only
+    def __init__(self, *, inputCol="image", outputCol="features", model="squeezenet1.1", weights=None,
+                 pooling="avg", batchSize=64):
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="features", model="squeezenet1.1", pooling="avg", batchSize=64)
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, inputCol="image", outputCol="features", model="squeezenet1.1", weights=None,
+                  pooling="avg", batchSize=64):
+        return self._set(**self._input_kwargs)
+
+    def _spec_and_output(self):
+        named = self._named()
+        spec = zoo.model_spec(named.name, self._weights(), include_top=False, pooling=self.getOrDefault(self.pooling))
+        return spec, named.feature_output or spec.load().outputs[0].name
+
+    def sql_plan(self) -> InferencePlan:
+        """The plan ``register_udf`` runs: features of one image column, no DataFrame needed."""
+        spec, output = self._spec_and_output()
+        return plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        self._check(dataset)
+        spec, output = self._spec_and_output()
+        plan = dry_run(dataset, self._plan(spec, output), [self.getOutputCol()])
+        features = apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
+        column = self.getOutputCol()
+        return features.withColumn(column, array_to_vector(features[column]))
+
+
+class ImagePredictor(_NamedImageModel):
+    """The ``topK`` most probable classes per image: ``array<struct<label, probability>>``.
+
+    ``labels`` is a list of class names or a file (``index,label`` lines, as
+    ``shared/models/imagenet_labels.txt``); by default ImageNet's, found beside SqueezeNet's ONNX
+    file or through Keras.
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> spark = deepframes.session("local[2]")
+    >>> images = deepframes.read_images("../shared/data/pets/images/Bengal_10.jpg")
+    >>> predictor = deepframes.ImagePredictor(model="squeezenet1.1",
+    ...     weights="../shared/models/squeezenet1.1.onnx", topK=3)
+    >>> len(predictor.transform(images).first().predictions)
+    3
+    """
+
+    topK = Param(Params._dummy(), "topK", "how many classes to keep per image", typeConverter=TypeConverters.toInt)
+    labels = Param(Params._dummy(), "labels", "class names, or a file of them", typeConverter=TypeConverters.identity)
+
+    file_params = ("weights", "labels")
+
+    @keyword_only
+    def __init__(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
+                 topK=5, labels=None, batchSize=64):
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="predictions", model="squeezenet1.1", topK=5, batchSize=64)
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
+                  topK=5, labels=None, batchSize=64):
+        return self._set(**self._input_kwargs)
+
+    def _labels(self) -> list[str]:
+        labels = self.getOrDefault(self.labels) if self.isDefined(self.labels) else None
+        if isinstance(labels, str):
+            return zoo.read_labels(labels)
+        if labels:
+            return [str(label) for label in labels]
+        found = zoo.default_labels(self.getOrDefault(self.model), self._weights())
+        if not found:
+            raise ValueError(
+                "ImagePredictor needs class labels: labels=[...] or labels='imagenet_labels.txt' "
+                "(no ImageNet label file was found beside the weights, and Keras could not fetch one)."
+            )
+        return found
+
+    def _spec_and_output(self):
+        named = self._named()
+        spec = zoo.model_spec(named.name, self._weights(), include_top=True, pooling=None)
+        return spec, named.probability_output or spec.load().outputs[0].name
+
+    def sql_plan(self) -> InferencePlan:
+        """The plan ``register_udf`` runs: the most probable label of one image column."""
+        spec, output = self._spec_and_output()
+        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
+        return replace(plan, top_k=TopK(1, tuple(self._labels()), label_only=True))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        self._check(dataset)
+        top_k = self.getOrDefault(self.topK)
+        if top_k < 1:
+            raise ValueError(f"The 'topK' parameter of ImagePredictor must be a positive integer. Got {top_k} instead.")
+        spec, output = self._spec_and_output()
+        plan = dry_run(dataset, self._plan(spec, output), [self.getOutputCol()])
+        plan = replace(plan, model=spec.ship(dataset.sparkSession), top_k=TopK(top_k, tuple(self._labels())))
+        return apply_plan(dataset, plan)
+
+
+__all__ = ["ImageFeaturizer", "ImagePredictor"]

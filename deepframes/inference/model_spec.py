@@ -1,0 +1,96 @@
+"""A model as shipped to executors: where it is, which framework, loaded once per worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..engines import Engine, load_engine
+
+# digest -> engine, for as long as the (reused) Python worker lives.
+_ENGINES: OrderedDict[str, Engine] = OrderedDict()
+_MAX_ENGINES = 4
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a model file, or of every file in a model folder (names and contents)."""
+    digest = hashlib.sha256()
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+    )
+    for item in paths:
+        digest.update(os.path.relpath(item, path).encode())
+        with open(item, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model file (or a picklable factory) and its framework; cached on workers by digest."""
+
+    source: str | Callable = field(repr=False)
+    framework: str | None
+    digest: str
+    options: tuple[tuple[str, object], ...] = ()
+    shipped_name: str | None = None
+
+    @classmethod
+    def from_file(cls, path: str, framework: str | None = None, **options) -> ModelSpec:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Model file not found: {path}. Give the path of an .onnx, .keras, .h5, .pt or "
+                ".pt2 file (or an exported SavedModel folder)."
+            )
+        return cls(os.path.abspath(path), framework, file_digest(path), tuple(sorted(options.items())))
+
+    @classmethod
+    def from_factory(cls, factory: Callable, framework: str, key: str, **options) -> ModelSpec:
+        digest = hashlib.sha256(f"{framework}:{key}".encode()).hexdigest()
+        return cls(factory, framework, digest, tuple(sorted(options.items())))
+
+    def ship(self, spark) -> ModelSpec:
+        """Send the model file to every executor (``SparkContext.addFile``) for real clusters."""
+        if callable(self.source) or self.shipped_name:
+            return self
+        shipped = _shipped_copy(self.source, self.digest)
+        context = spark.sparkContext
+        try:
+            context.addFile(shipped, recursive=os.path.isdir(shipped))
+        except Exception as error:  # the same file added twice in one context
+            if "already" not in str(error).lower():
+                raise
+        return ModelSpec(self.source, self.framework, self.digest, self.options, os.path.basename(shipped))
+
+    def _local_source(self) -> str | Callable:
+        if callable(self.source) or os.path.exists(self.source) or not self.shipped_name:
+            return self.source
+        from pyspark import SparkFiles
+
+        return SparkFiles.get(self.shipped_name)
+
+    def load(self) -> Engine:
+        """The engine for this model, loaded at most once per Python worker."""
+        engine = _ENGINES.get(self.digest)
+        if engine is None:
+            engine = load_engine(self._local_source(), self.framework, **dict(self.options))
+            _ENGINES[self.digest] = engine
+            while len(_ENGINES) > _MAX_ENGINES:
+                _ENGINES.popitem(last=False)
+        return engine
+
+
+def _shipped_copy(path: str, digest: str) -> str:
+    """A link to the model named by its digest, so two models called model.onnx never collide."""
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
+    if not os.path.exists(target):
+        os.symlink(os.path.abspath(path), target)
+    return target
