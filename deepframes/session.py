@@ -86,6 +86,8 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     if active is None:
         require_java()
         settings.setdefault("spark.driver.extraJavaOptions", _log4j_java_option())
+        # Spark's 1g default is tight for images in local mode, where executors share this heap.
+        settings.setdefault("spark.driver.memory", "4g")
     elif master and active.sparkContext.master != master:
         raise ValueError(
             f"A SparkSession on {active.sparkContext.master} is already running, so a session on "

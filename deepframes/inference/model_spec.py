@@ -13,6 +13,8 @@ from ..engines import Engine, load_engine
 # digest -> engine, for as long as the (reused) Python worker lives.
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
 _MAX_ENGINES = 4
+# (application, file) pairs already sent with SparkContext.addFile, which refuses a second time.
+_SHIPPED: set[tuple[str, str]] = set()
 
 
 def file_digest(path: str) -> str:
@@ -59,11 +61,9 @@ class ModelSpec:
             return self
         shipped = _shipped_copy(self.source, self.digest)
         context = spark.sparkContext
-        try:
+        if (context.applicationId, shipped) not in _SHIPPED:
             context.addFile(shipped, recursive=os.path.isdir(shipped))
-        except Exception as error:  # the same file added twice in one context
-            if "already" not in str(error).lower():
-                raise
+            _SHIPPED.add((context.applicationId, shipped))
         return ModelSpec(self.source, self.framework, self.digest, self.options, os.path.basename(shipped))
 
     def _local_source(self) -> str | Callable:
