@@ -63,3 +63,19 @@ def test_blocks_local_cluster_matches_local(spark_sessions):
     assert [g[0] for g in cluster[3]] == [g[0] for g in local[3]]
     for cluster_group, local_group in zip(cluster[3], local[3]):
         assert cluster_group[1:] == pytest.approx(local_group[1:], rel=1e-12)
+
+
+def test_engines_local_cluster_matches_local(spark_sessions, tmp_path_factory):
+    import numpy as np
+
+    from tests.inference.conftest import TOY_FORMATS, reference
+    from tests.inference.test_engines import transform_with_each_engine
+
+    folder = tmp_path_factory.mktemp("cluster_toys")
+    toy_models = {name: maker(folder) for name, (maker, _, _) in TOY_FORMATS.items()}
+    toy_inputs = np.random.default_rng(3).normal(size=(50, 4)).astype(np.float32)
+    local = transform_with_each_engine(spark_sessions.get(LOCAL_MASTER), toy_models, toy_inputs)
+    cluster = transform_with_each_engine(spark_sessions.get(CLUSTER_MASTER), toy_models, toy_inputs)
+    for name in TOY_FORMATS:
+        np.testing.assert_allclose(cluster[name], reference(toy_inputs), atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(cluster[name], local[name], atol=1e-6, err_msg=name)

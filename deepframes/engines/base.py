@@ -77,13 +77,18 @@ class Engine(abc.ABC):
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch; ``feeds`` maps every input name to an array with the batch first."""
 
-    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
-        expected = {info.name for info in self.inputs}
-        if set(feeds) != expected:
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` keyed by this model's input names. A single-input model takes its one feed
+        under any name: Keras numbers unnamed inputs per process, so names differ by worker."""
+        expected = [info.name for info in self.inputs]
+        if len(expected) == 1 and len(feeds) == 1:
+            return {expected[0]: next(iter(feeds.values()))}
+        if set(feeds) != set(expected):
             raise ValueError(
                 f"The {self.framework} model takes inputs {sorted(expected)}; received "
                 f"{sorted(feeds)}. Map columns to input names with inputNames=[...]."
             )
+        return dict(feeds)
 
     def describe(self) -> str:
         inputs = ", ".join(info.describe() for info in self.inputs)

@@ -28,6 +28,17 @@ def _tensor_info(tensor, fallback: str) -> TensorInfo:
     return TensorInfo(name.split(":")[0], shape, np.dtype(getattr(tensor, "dtype", "float32")).name)
 
 
+def _to_numpy(value) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def _producer_name(tensor) -> str | None:
+    """The name of the layer that makes an output (what users call the output), if known."""
+    history = getattr(tensor, "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    return getattr(operation, "name", None)
+
+
 class KerasEngine(Engine):
     """Runs a Keras model: a path to ``.keras``/``.h5``, a ``model.export()`` folder, or a
     function returning a model."""
@@ -59,7 +70,7 @@ class KerasEngine(Engine):
                        for name, spec in self._signature.structured_outputs.items()]
             return inputs, outputs
         inputs = [_tensor_info(t, f"input_{i}") for i, t in enumerate(self.model.inputs)]
-        names = getattr(self.model, "output_names", None) or [f"output_{i}" for i in range(len(self.model.outputs))]
+        names = [_producer_name(t) or f"output_{i}" for i, t in enumerate(self.model.outputs)]
         outputs = [TensorInfo(name, _tensor_info(t, name).shape, _tensor_info(t, name).dtype)
                    for name, t in zip(names, self.model.outputs)]
         return inputs, outputs
@@ -73,7 +84,7 @@ class KerasEngine(Engine):
         return self._outputs
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feeds(feeds)
+        feeds = self.check_feeds(feeds)
         if self._signature is not None:
             import tensorflow as tf
 
@@ -83,5 +94,5 @@ class KerasEngine(Engine):
         result = self.model(ordered if len(ordered) > 1 else ordered[0], training=False)
         values = result if isinstance(result, (list, tuple)) else [result]
         if isinstance(result, dict):
-            return {name: np.asarray(value) for name, value in result.items()}
-        return {info.name: np.asarray(value) for info, value in zip(self._outputs, values)}
+            return {name: _to_numpy(value) for name, value in result.items()}
+        return {info.name: _to_numpy(value) for info, value in zip(self._outputs, values)}

@@ -51,7 +51,7 @@ class OnnxEngine(Engine):
         return self._outputs
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feeds(feeds)
+        feeds = self.check_feeds(feeds)
         typed = {info.name: np.asarray(feeds[info.name], dtype=info.dtype) for info in self._inputs}
         values = self.session.run(None, typed)
         return {info.name: value for info, value in zip(self._outputs, values)}

@@ -11,6 +11,9 @@ from .base import Engine, Placement, TensorInfo, require
 
 
 def _forward_names(module) -> list[str]:
+    schema = getattr(getattr(module, "forward", None), "schema", None)
+    if schema is not None:  # TorchScript: the compiled signature, after `self`
+        return [argument.name for argument in schema.arguments[1:]] or ["input"]
     try:
         parameters = inspect.signature(module.forward).parameters
     except (TypeError, ValueError):
@@ -47,8 +50,10 @@ class TorchEngine(Engine):
             module = torch.export.load(source).module()
         else:
             module = torch.jit.load(source, map_location="cpu")
-        if hasattr(module, "eval"):
+        try:
             module.eval()
+        except (AttributeError, NotImplementedError):
+            pass  # torch.export programs are already in inference form
         self.module = module.to(self.device) if hasattr(module, "to") else module
         names = list(input_names or _forward_names(module))
         self._inputs = [TensorInfo(name, (-1,), "float32") for name in names]
@@ -66,7 +71,7 @@ class TorchEngine(Engine):
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        self.check_feeds(feeds)
+        feeds = self.check_feeds(feeds)
         tensors = [torch.from_numpy(np.array(feeds[info.name], copy=True)).to(self.device) for info in self._inputs]
         with torch.no_grad():
             result = self.module(*tensors)

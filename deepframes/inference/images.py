@@ -10,6 +10,7 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from .. import zoo
 from ..blocks.arrays import OutputSpec
@@ -107,7 +108,8 @@ class ImageFeaturizer(_NamedImageModel):
         plan = dry_run(dataset, self._plan(spec, output), [self.getOutputCol()])
         features = apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
         column = self.getOutputCol()
-        return features.withColumn(column, array_to_vector(features[column]))
+        vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
+        return features.withColumn(column, vectors)
 
 
 class ImagePredictor(_NamedImageModel):
@@ -144,6 +146,13 @@ class ImagePredictor(_NamedImageModel):
     def setParams(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
                   topK=5, labels=None, batchSize=64):
         return self._set(**self._input_kwargs)
+
+    def write(self):
+        """Saves the class labels too, so the loaded stage needs no label file beside its weights."""
+        stage = self.copy()
+        if not self.isDefined(self.labels):
+            stage._set(labels=self._labels())
+        return super(ImagePredictor, stage).write()
 
     def _labels(self) -> list[str]:
         labels = self.getOrDefault(self.labels) if self.isDefined(self.labels) else None

@@ -1,0 +1,78 @@
+"""Every engine passes the same contract: the same toy network gives the same numbers."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import deepframes
+from deepframes.engines import MissingEngineError, load_engine
+from tests.inference.conftest import TOY_FORMATS, reference
+
+
+@pytest.mark.parametrize("name", sorted(TOY_FORMATS))
+def test_engine_runs_toy_model_like_numpy(name, toy_models, toy_inputs):
+    _, input_name, output_name = TOY_FORMATS[name]
+    engine = load_engine(toy_models[name])
+    assert [info.name for info in engine.inputs] == [input_name]
+    outputs = engine.run({input_name: toy_inputs})
+    np.testing.assert_allclose(outputs[output_name], reference(toy_inputs), atol=1e-5)
+    assert outputs[output_name].dtype == np.float32
+
+
+def test_engine_from_factories(toy_inputs):
+    from tests.inference.conftest import _torch_module
+
+    torch_engine = load_engine(_torch_module, framework="torch")
+    np.testing.assert_allclose(torch_engine.run({"x": toy_inputs})["output"], reference(toy_inputs), atol=1e-5)
+
+
+def _toy_frame(spark, toy_inputs):
+    rows = [(index, row.tolist()) for index, row in enumerate(toy_inputs)]
+    df = spark.createDataFrame(rows, "id long, x array<float>").repartition(3)
+    return deepframes.append_shape(df, "x", [None, 4])
+
+
+def transform_with_each_engine(spark, toy_models, toy_inputs) -> dict[str, np.ndarray]:
+    df = _toy_frame(spark, toy_inputs)
+    results = {}
+    for name, path in toy_models.items():
+        _, input_name, output_name = TOY_FORMATS[name]
+        stage = deepframes.ModelTransformer(model=path, inputCols=["x"], inputNames=[input_name],
+                                            outputNames=[output_name], outputCols=["y"], batchSize=8)
+        rows = stage.transform(df).select("id", "y").collect()
+        results[name] = np.array([row.y for row in sorted(rows, key=lambda row: row.id)])
+    return results
+
+
+def test_model_transformer_same_numbers_on_every_engine(spark, toy_models, toy_inputs):
+    for name, values in transform_with_each_engine(spark, toy_models, toy_inputs).items():
+        np.testing.assert_allclose(values, reference(toy_inputs), atol=1e-5, err_msg=name)
+
+
+def test_missing_model_file_is_one_clear_error(spark, toy_inputs, tmp_path):
+    stage = deepframes.ModelTransformer(model=str(tmp_path / "nope.onnx"), inputCols=["x"])
+    with pytest.raises(FileNotFoundError, match=r"Model file not found: .*nope.onnx"):
+        stage.transform(_toy_frame(spark, toy_inputs))
+
+
+def test_wrong_input_shape_names_column_and_shapes(spark, toy_models):
+    df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0, 5.0],)], "x array<float>")
+    stage = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"])
+    with pytest.raises(ValueError, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
+        stage.transform(df)
+
+
+def test_unknown_extension_says_how_to_fix(tmp_path):
+    model = tmp_path / "weights.bin"
+    model.write_bytes(b"x")
+    with pytest.raises(ValueError, match="Cannot tell the framework.*framework="):
+        load_engine(str(model))
+
+
+def test_missing_engine_names_the_extra(monkeypatch, toy_models):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(MissingEngineError, match=r"needs onnxruntime: pip install 'deepframes\[onnx\]'"):
+        load_engine(toy_models["onnx"])

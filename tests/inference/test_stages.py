@@ -1,0 +1,98 @@
+"""Every inference stage passes one conformance test: copy, Params, save/load, pass-through
+columns, empty partitions, nulls; plus the stages' own bad-input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+
+import deepframes
+from tests.conftest import SHARED
+from tests.inference.conftest import reference
+
+SQUEEZENET = str(SHARED / "models" / "squeezenet1.1.onnx")
+
+
+def _images(spark, pets_images):
+    images = deepframes.read_images(str(pets_images / "Bengal_1*.jpg"), size=(64, 64), spark=spark).limit(6)
+    return images.withColumn("keep_me", images.path)
+
+
+def _cases(spark, pets_images, toy_models):
+    toy = spark.createDataFrame([(i, [float(i)] * 4) for i in range(6)], "id long, x array<float>")
+    toy = deepframes.append_shape(toy, "x", [None, 4]).withColumn("keep_me", toy.id * 2)
+    return [
+        (deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=4),
+         toy, "x", "y"),
+        (deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4),
+         _images(spark, pets_images), "image", "features"),
+        (deepframes.ImagePredictor(model="squeezenet1.1", weights=SQUEEZENET, topK=2, batchSize=4),
+         _images(spark, pets_images), "image", "predictions"),
+    ]
+
+
+def _values(df, column):
+    return [None if row[column] is None else str(row[column]) for row in df.orderBy("keep_me").select(column).collect()]
+
+
+def test_stages_conform(spark, pets_images, toy_models, tmp_path):
+    for index, (stage, df, input_column, output_column) in enumerate(_cases(spark, pets_images, toy_models)):
+        name = type(stage).__name__
+        # copy with extra params leaves the original alone
+        copied = stage.copy({stage.batchSize: 2})
+        assert copied.getBatchSize() == 2 and stage.getBatchSize() == 4, name
+        assert "batchSize" in stage.explainParams()
+        out = stage.transform(df)
+        assert "keep_me" in out.columns and output_column in out.columns, name
+        expected = _values(out, output_column)
+        # save/load round trip: same Params, same outputs, inside a Pipeline too
+        folder = str(tmp_path / f"stage{index}")
+        stage.write().overwrite().save(folder)
+        loaded = type(stage).load(folder)
+        assert loaded.uid == stage.uid
+        assert {p.name: v for p, v in loaded.extractParamMap().items() if p.name not in stage.file_params} == \
+               {p.name: v for p, v in stage.extractParamMap().items() if p.name not in stage.file_params}
+        assert _values(loaded.transform(df), output_column) == expected, name
+        pipeline = Pipeline(stages=[stage]).fit(df)
+        pipeline.write().overwrite().save(folder + "-pipeline")
+        assert _values(PipelineModel.load(folder + "-pipeline").transform(df), output_column) == expected
+        # empty partitions (more partitions than rows); nulls: test_null_inputs_give_null_outputs
+        assert _values(stage.transform(df.repartition(12)), output_column) == expected, name
+
+
+def test_null_inputs_give_null_outputs(spark, toy_models, pets_images, odd_images):
+    toy = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0],), (None,)], "x array<float>")
+    out = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], outputCols=["y"]).transform(toy)
+    rows = out.collect()
+    assert [row.y is None for row in rows] == [False, True]
+    np.testing.assert_allclose(rows[0].y, reference(np.array([[1.0, 2.0, 3.0, 4.0]], np.float32))[0], atol=1e-5)
+    # images that failed to decode: null features, and the row keeps its error
+    images = deepframes.read_images(str(odd_images), spark=spark)
+    featured = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET).transform(images)
+    for row in featured.collect():
+        assert (row.features is None) == (row.error is not None), row.path
+
+
+def test_featurizer_rejects_wrong_column_type(spark):
+    df = spark.createDataFrame([("not an image",)], "image string")
+    with pytest.raises(TypeError, match=r"column 'image' must be an image struct.*it is string"):
+        deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET).transform(df)
+
+
+def test_featurizer_rejects_unknown_model_and_pooling(spark, pets_images):
+    images = _images(spark, pets_images)
+    with pytest.raises(ValueError, match=r"Unknown model 'AlexNet'. Expected one of"):
+        deepframes.ImageFeaturizer(model="AlexNet").transform(images)
+    with pytest.raises(ValueError, match=r"average-pooled features only.*pooling='max'"):
+        deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, pooling="max").transform(images)
+    with pytest.raises(FileNotFoundError, match=r"squeezenet1.1 needs its ONNX file"):
+        deepframes.ImageFeaturizer(model="squeezenet1.1").transform(images)
+
+
+def test_keras_application_featurizer_with_random_weights(spark, pets_images):
+    images = _images(spark, pets_images).limit(3)
+    featurizer = deepframes.ImageFeaturizer(model="MobileNetV2", weights=None, pooling="max", batchSize=2)
+    rows = featurizer.transform(images).select("features").collect()
+    assert [row.features.size for row in rows] == [1280] * 3
+    assert all(np.isfinite(row.features.toArray()).all() for row in rows)
