@@ -55,18 +55,29 @@ def _tuple(shape: list[int] | None) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape)
 
 
-def _batches_as_ipc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _first_rows_as_ipc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """A partition's first SAMPLE_ROWS rows as one Arrow IPC blob; reads no further."""
+    taken, rows = [], 0
     for batch in batches:
+        taken.append(batch.slice(0, SAMPLE_ROWS - rows))
+        rows += taken[-1].num_rows
+        if rows >= SAMPLE_ROWS:
+            break
+    if rows:
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
+        with pa.ipc.new_stream(sink, taken[0].schema) as writer:
+            for batch in taken:
+                writer.write_batch(batch)
         yield pa.RecordBatch.from_arrays([pa.array([sink.getvalue().to_pybytes()])], names=["ipc"])
 
 
 def sample(df: DataFrame, columns: Sequence[str]) -> pa.Table:
-    """The first rows of ``columns`` exactly as executors see them in Arrow, read on the driver
-    (Spark stops after the rows it needs; no full pass)."""
-    rows = df.select(*columns).limit(SAMPLE_ROWS).mapInArrow(_batches_as_ipc, "ipc binary").collect()
+    """The first rows of ``columns`` exactly as executors see them in Arrow, read on the driver.
+
+    The limit comes after the Arrow conversion, so Spark computes only as many partitions as it
+    needs to find rows (no full pass, and no shuffle of the whole DataFrame into one task).
+    """
+    rows = df.select(*columns).mapInArrow(_first_rows_as_ipc, "ipc binary").limit(1).collect()
     batches = [batch for row in rows for batch in pa.ipc.open_stream(row.ipc)]
     if not batches:
         return pa.table({name: pa.array([], pa.null()) for name in columns})

@@ -91,6 +91,8 @@ def _shipped_copy(path: str, digest: str) -> str:
     folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
-    if not os.path.exists(target):
-        os.symlink(os.path.abspath(path), target)
+    if not os.path.exists(target):  # missing, or a link left dangling by a deleted file
+        temporary = f"{target}.{os.getpid()}"
+        os.symlink(os.path.abspath(path), temporary)
+        os.replace(temporary, target)
     return target

@@ -23,39 +23,62 @@ class ImagePreset:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
-        """(n, h, w, 3) float32 RGB 0-255 -> the model's input."""
-        if self.channel_order == "BGR":
-            batch = batch[..., ::-1]
-        batch = (batch - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        if self.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(batch, dtype=np.float32)
+        """(n, h, w, 3) RGB 0-255 -> the model's input (used where no struct is at hand)."""
+        channels = batch[..., ::-1] if self.channel_order == "BGR" else batch
+        out = np.empty(self._shape(len(batch)), dtype=np.float32)
+        out[...] = channels.transpose(0, 3, 1, 2) if self.layout == "NCHW" else channels
+        return self._scale(out)
+
+    def batch_from_structs(self, images: pa.Array) -> np.ndarray:
+        """A null-free struct array of images (any sizes) -> the model's float32 input batch.
+
+        Each image is written once, straight into the final layout and colour order (the struct
+        holds BGR, so BGR models take the bytes as they are); normalising then runs in place.
+        """
+        height, width = self.size
+        heights = images.field("height").to_numpy()
+        widths = images.field("width").to_numpy()
+        channels = images.field("nChannels").to_numpy()
+        datas = images.field("data")
+        out = np.empty(self._shape(len(images)), dtype=np.float32)
+        for index in range(len(images)):
+            pixels = np.frombuffer(datas[index].as_buffer(), dtype=np.uint8).reshape(
+                int(heights[index]), int(widths[index]), int(channels[index])
+            )
+            pixels = self._channels(pixels)
+            if pixels.shape[:2] != (height, width):
+                pixels = _resize(pixels, height, width)
+            out[index] = pixels.transpose(2, 0, 1) if self.layout == "NCHW" else pixels
+        return self._scale(out)
+
+    def _shape(self, rows: int) -> tuple[int, ...]:
+        height, width = self.size
+        return (rows, 3, height, width) if self.layout == "NCHW" else (rows, height, width, 3)
+
+    def _scale(self, out: np.ndarray) -> np.ndarray:
+        """(x - mean) / std per channel, in place, skipping what would change nothing."""
+        axis_shape = (3, 1, 1) if self.layout == "NCHW" else (3,)
+        if any(self.mean):
+            out -= np.asarray(self.mean, np.float32).reshape(axis_shape)
+        if any(value != 1.0 for value in self.std):
+            out /= np.asarray(self.std, np.float32).reshape(axis_shape)
+        return out
+
+    def _channels(self, pixels: np.ndarray) -> np.ndarray:
+        """Struct pixels (BGR, BGRA or gray; HWC uint8) as 3 channels in this preset's order."""
+        if pixels.shape[2] == 1:
+            return np.repeat(pixels, 3, axis=2)
+        return pixels[..., 2::-1] if self.channel_order == "RGB" else pixels[..., :3]
 
 
-def _rgb_pixels(height: int, width: int, channels: int, data: bytes) -> np.ndarray:
-    """Struct pixels (BGR/BGRA/gray) as HWC RGB uint8."""
-    pixels = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    return pixels[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
+def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    resized = Image.fromarray(np.ascontiguousarray(pixels)).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized)
 
 
 def images_to_batch(images: pa.Array, preset: ImagePreset) -> np.ndarray:
     """A null-free struct array of images -> float32 batch for the model (any input sizes)."""
-    height, width = preset.size
-    fields = {name: images.field(name) for name in ("height", "width", "nChannels", "data")}
-    heights = fields["height"].to_numpy()
-    widths = fields["width"].to_numpy()
-    channels = fields["nChannels"].to_numpy()
-    datas = fields["data"]
-    batch = np.empty((len(images), height, width, 3), dtype=np.float32)
-    for index in range(len(images)):
-        pixels = _rgb_pixels(int(heights[index]), int(widths[index]), int(channels[index]),
-                             datas[index].as_buffer())
-        if pixels.shape[:2] != (height, width):
-            pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
-        batch[index] = pixels
-    return preset.normalise(batch)
+    return preset.batch_from_structs(images)
 
 
 def is_image_struct(array_type: pa.DataType) -> bool:
