@@ -15,6 +15,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/read_images.py
+	$(BIN)/python bench/featurize.py
 	$(BIN)/python bench/blocks.py
 	$(BIN)/python bench/matmul.py
 

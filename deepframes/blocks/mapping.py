@@ -65,16 +65,19 @@ def _infer_outputs(plan: BlockPlan, table: pa.Table) -> tuple[OutputSpec, ...]:
 
 
 def _infer_row_output(name: str, cells: list[np.ndarray]) -> OutputSpec:
+    """map_rows is for cells whose shapes vary: 1-D output cells may always vary in length;
+    cells of two or more dimensions must keep one shape (they are stored flat)."""
     shapes = {np.shape(cell) for cell in cells}
-    if len(shapes) == 1:
-        return OutputSpec.infer(name, np.stack(cells))
-    if {len(shape) for shape in shapes} != {1}:
+    ranks = {len(shape) for shape in shapes}
+    if ranks == {1}:
+        longest = max(cells, key=len)
+        return OutputSpec.infer(name, np.asarray(longest)[np.newaxis], variable=True)
+    if len(shapes) > 1:
         raise ValueError(
-            f"Output {name!r} of map_rows changes shape from row to row with {max(map(len, shapes))} "
+            f"Output {name!r} of map_rows changes shape from row to row with {max(ranks)} "
             "dimensions; only 1-D cells may vary in length. Flatten the cells (`.ravel()`)."
         )
-    longest = max(cells, key=len)
-    return OutputSpec.infer(name, np.asarray(longest)[np.newaxis], variable=True)
+    return OutputSpec.infer(name, np.stack(cells))
 
 
 def _no_sample_message(plan: BlockPlan) -> str:

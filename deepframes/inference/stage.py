@@ -57,7 +57,9 @@ def dry_run(df: DataFrame, plan: InferencePlan, output_columns: Sequence[str]) -
     batch = _first_complete_rows(df, plan)
     prepared = prepare(batch, plan)
     if prepared.num_rows == 0:
-        return _outputs_without_sample(plan, engine, output_columns)
+        if all(binding.preset is not None for binding in plan.inputs):
+            return plan_on_zeros(plan, output_columns)  # every sampled image failed to decode
+        raise _all_null_error(plan)
     _check_shapes(prepared.feeds, plan, engine)
     results = engine.run({name: value[:1] for name, value in prepared.feeds.items()})
     bindings = []
@@ -88,8 +90,8 @@ def plan_on_zeros(plan: InferencePlan, output_columns: Sequence[str]) -> Inferen
     ))
 
 
-def _outputs_without_sample(plan, engine, output_columns) -> InferencePlan:
-    raise ValueError(
+def _all_null_error(plan: InferencePlan) -> ValueError:
+    return ValueError(
         "The first rows of the input columns are all null, so the model cannot be checked: filter "
         f"nulls first (df.dropna(subset={[b.column for b in plan.inputs]}))."
     )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.sql import DataFrame
 
+from ..blocks.arrays import OutputSpec
 from ..blocks.shapes import recorded_shape
 from .model_spec import ModelSpec
-from .preprocess import ImagePreset, is_image_struct
+from .preprocess import ImagePreset
 from .runner import InferencePlan, InputBinding, OutputBinding
 from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, dry_run
-from ..blocks.arrays import OutputSpec
 
 
 class HasBatchSize(Params):
@@ -123,11 +125,10 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
                 f"ModelTransformer: {len(output_names)} outputNames {output_names} but {len(output_cols)} "
                 f"outputCols {output_cols}; give one column per model output."
             )
+        # The output columns' types are read off the dry run; until then they are placeholders.
         placeholder = tuple(OutputBinding(name, OutputSpec(col, "float32", None, ())) for name, col in zip(output_names, output_cols))
         plan = InferencePlan(spec, tuple(bindings), placeholder, self.getBatchSize())
         plan = dry_run(dataset, plan, output_cols)
-        from dataclasses import replace
-
         return apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
 
 

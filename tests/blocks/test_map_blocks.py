@@ -139,9 +139,15 @@ def test_map_rows_handles_cells_of_different_shapes(spark):
 
 
 def test_map_blocks_unequal_cells_point_to_map_rows(spark):
-    df = spark.createDataFrame([([1.0],), ([1.0, 2.0],)], "v array<double>")
+    df = spark.createDataFrame([([1.0],), ([1.0, 2.0],)], "v array<double>").coalesce(1)
+    # caught on the driver, by the sample that infers the output columns
     with pytest.raises(ValueError, match=r"Column 'v' has cells of different shapes.*Use map_rows"):
         deepframes.map_blocks(lambda b: {"s": b["v"].sum(1)}, df)
+    # and on the executors, when the first rows agree but later ones do not
+    later = spark.createDataFrame([([1.0],)] * 20 + [([1.0, 2.0],)], "v array<double>").coalesce(1)
+    out = deepframes.map_blocks(lambda b: {"s": b["v"].sum(1)}, later, block_size=32)
+    with pytest.raises(PythonException, match=r"Column 'v' has cells of different shapes.*Use map_rows"):
+        out.collect()
 
 
 def test_map_blocks_row_count_change_needs_trim(ten_floats):

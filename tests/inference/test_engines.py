@@ -76,3 +76,14 @@ def test_missing_engine_names_the_extra(monkeypatch, toy_models):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(MissingEngineError, match=r"needs onnxruntime: pip install 'deepframes\[onnx\]'"):
         load_engine(toy_models["onnx"])
+
+
+def test_keras_engine_reads_an_exported_savedmodel(toy_models, toy_inputs, tmp_path):
+    import keras
+
+    folder = str(tmp_path / "exported")
+    keras.saving.load_model(toy_models["keras"]).export(folder)
+    engine = load_engine(folder)
+    assert engine.framework == "keras" and len(engine.inputs) == 1
+    (values,) = engine.run({engine.inputs[0].name: toy_inputs}).values()
+    np.testing.assert_allclose(values, reference(toy_inputs), atol=1e-5)

@@ -96,3 +96,11 @@ def test_keras_application_featurizer_with_random_weights(spark, pets_images):
     rows = featurizer.transform(images).select("features").collect()
     assert [row.features.size for row in rows] == [1280] * 3
     assert all(np.isfinite(row.features.toArray()).all() for row in rows)
+
+
+def test_featurizer_when_first_images_all_failed(spark, tmp_path):
+    (tmp_path / "a_broken.jpg").write_bytes(b"not a picture")
+    images = deepframes.read_images(str(tmp_path), spark=spark)
+    out = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET).transform(images)
+    (row,) = out.collect()
+    assert row.features is None and row.error.startswith("not an image")
