@@ -63,15 +63,19 @@ class Engine(abc.ABC):
 
     framework: str = ""
 
-    @property
-    @abc.abstractmethod
-    def inputs(self) -> list[TensorInfo]:
-        """The model's inputs, in order."""
+    # Set by each adapter when it loads its model.
+    _inputs: list[TensorInfo]
+    _outputs: list[TensorInfo]
 
     @property
-    @abc.abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs, in order."""
+        return self._inputs
+
+    @property
     def outputs(self) -> list[TensorInfo]:
         """The model's outputs, in order."""
+        return self._outputs
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -75,14 +75,6 @@ class KerasEngine(Engine):
                    for name, t in zip(names, self.model.outputs)]
         return inputs, outputs
 
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = self.check_feeds(feeds)
         if self._signature is not None:

@@ -42,14 +42,6 @@ class OnnxEngine(Engine):
         self._inputs = [_info(node) for node in self.session.get_inputs()]
         self._outputs = [_info(node) for node in self.session.get_outputs()]
 
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = self.check_feeds(feeds)
         typed = {info.name: np.asarray(feeds[info.name], dtype=info.dtype) for info in self._inputs}

@@ -60,14 +60,6 @@ class TorchEngine(Engine):
         self._output_names = list(output_names) if output_names else None
         self._outputs = [TensorInfo(name, (-1,), "float32") for name in (self._output_names or ["output"])]
 
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
