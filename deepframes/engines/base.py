@@ -40,10 +40,15 @@ def require(module: str, extra: str, what: str):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where an engine runs: CPU threads, and the GPU Spark gave the task (if any)."""
+    """Where an engine runs: CPU threads, and the GPU Spark gave the task (if any).
+
+    ``in_task`` is False on the driver: there, process-wide settings (TensorFlow's and PyTorch's
+    thread pools) are left as the user has them.
+    """
 
     threads: int = 1
     gpu: str | None = None
+    in_task: bool = False
 
     @classmethod
     def for_current_task(cls) -> Placement:
@@ -55,7 +60,7 @@ class Placement:
             return cls(threads=1)
         gpus = context.resources().get("gpu")
         gpu = gpus.addresses[0] if gpus is not None and gpus.addresses else None
-        return cls(threads=max(1, int(context.cpus())), gpu=gpu)
+        return cls(threads=max(1, int(context.cpus())), gpu=gpu, in_task=True)
 
 
 class Engine(abc.ABC):

@@ -13,6 +13,8 @@ from .base import Engine, Placement, TensorInfo, require
 def _configure_tensorflow(placement: Placement) -> None:
     """TF ignores OMP_NUM_THREADS: set its pools from the task's CPUs, once, before any op."""
     tf = require("tensorflow", "tf", "A Keras model")
+    if not placement.in_task:
+        return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(placement.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -40,7 +40,8 @@ class TorchEngine(Engine):
         output_names: Sequence[str] | None = None,
     ) -> None:
         torch = require("torch", "torch", "A PyTorch model")
-        torch.set_num_threads(placement.threads)
+        if placement.in_task:  # process-wide: leave the driver's own setting alone
+            torch.set_num_threads(placement.threads)
         self.device = torch.device(f"cuda:{placement.gpu}" if placement.gpu is not None and torch.cuda.is_available() else "cpu")
         if callable(source):
             module = source()

@@ -87,3 +87,17 @@ def test_keras_engine_reads_an_exported_savedmodel(toy_models, toy_inputs, tmp_p
     assert engine.framework == "keras" and len(engine.inputs) == 1
     (values,) = engine.run({engine.inputs[0].name: toy_inputs}).values()
     np.testing.assert_allclose(values, reference(toy_inputs), atol=1e-5)
+
+
+def test_placement_follows_the_task(spark):
+    from deepframes.engines import Placement
+
+    def placement(_):
+        from deepframes.engines import Placement as TaskPlacement
+
+        found = TaskPlacement.for_current_task()
+        return found.threads, found.gpu, found.in_task
+
+    on_executor = spark.sparkContext.parallelize([0], 1).map(placement).collect()
+    assert on_executor == [(int(spark.conf.get("spark.task.cpus", "1")), None, True)]
+    assert Placement.for_current_task() == Placement(threads=1, gpu=None, in_task=False)  # driver
