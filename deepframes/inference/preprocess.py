@@ -76,10 +76,5 @@ def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def images_to_batch(images: pa.Array, preset: ImagePreset) -> np.ndarray:
-    """A null-free struct array of images -> float32 batch for the model (any input sizes)."""
-    return preset.batch_from_structs(images)
-
-
 def is_image_struct(array_type: pa.DataType) -> bool:
     return pa.types.is_struct(array_type) and {f.name for f in array_type} >= {"height", "width", "nChannels", "data"}

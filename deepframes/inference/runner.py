@@ -17,9 +17,8 @@ import pyarrow as pa
 
 from ..blocks.arrays import OutputSpec, arrow_type, block_to_arrow, column_to_numpy, scatter_rows, valid_rows
 from ..blocks.execution import rebatch
-from ..blocks.shapes import format_shape
 from .model_spec import ModelSpec
-from .preprocess import ImagePreset, images_to_batch, is_image_struct
+from .preprocess import ImagePreset, is_image_struct
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
                 raise TypeError(
                     f"Column {binding.column!r} must be an image struct (from read_images); it is {array.type}."
                 )
-            feeds[binding.input_name] = images_to_batch(array, binding.preset)
+            feeds[binding.input_name] = binding.preset.batch_from_structs(array)
         else:
             feeds[binding.input_name] = column_to_numpy(array, binding.column, binding.shape)
     return PreparedBatch(feeds, valid, batch.num_rows if valid is None else int(valid.sum()))
@@ -179,7 +178,3 @@ def _pack(columns: list[pa.Array], plan: InferencePlan) -> pa.Array:
     if len(columns) == 1:
         return columns[0]
     return pa.StructArray.from_arrays(columns, names=[binding.spec.name for binding in plan.outputs])
-
-
-def describe_shape(values: np.ndarray) -> str:
-    return format_shape([-1, *values.shape[1:]])

@@ -20,7 +20,7 @@ from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, St
 from ..blocks.arrays import OutputSpec
 from ..blocks.inputs import sample
 from ..blocks.shapes import SHAPE_KEY, format_shape
-from .runner import InferencePlan, OutputBinding, TopK, infer_batches, prepare, run_prepared
+from .runner import InferencePlan, OutputBinding, infer_batches, prepare
 
 PREDICTION_SPARK_TYPE = ArrayType(
     StructType([StructField("label", StringType(), True), StructField("probability", DoubleType(), True)])
@@ -223,8 +223,4 @@ class ModelFileStage(MLReadable, MLWritable):
         return ModelFileReader(cls)
 
 
-def top_k(k: int, labels: Sequence[str]) -> TopK:
-    return TopK(int(k), tuple(labels))
-
-
-__all__ = ["ModelFileStage", "apply_plan", "check_batch_size", "check_input_columns", "dry_run", "run_prepared"]
+__all__ = ["ModelFileStage", "apply_plan", "check_batch_size", "check_input_columns", "dry_run", "plan_on_zeros"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,7 +53,7 @@ def test_read_images_bad_files_become_error_rows(spark, odd_images):
             assert rows[name].error.startswith(expected), (name, rows[name].error)
 
 
-def test_read_images_drop_removes_bad_files(spark, odd_images, caplog):
+def test_read_images_drop_removes_bad_files(spark, odd_images):
     df = deepframes.read_images(str(odd_images), errors="drop", spark=spark)
     names = sorted(r.path.rsplit("/", 1)[1] for r in df.collect())
     assert names == sorted(name for name, error in BAD_FILE_ERRORS.items() if error is None)
