@@ -48,6 +48,17 @@ _SPARK_TYPES: dict[str, tuple[DataType, str]] = {
 _NUMPY_DTYPES = {type(spark): stored for spark, stored in _SPARK_TYPES.values()}
 
 
+BLOCK_FIX = ("A block function must return the same dtype and cell shape for every block (cast its result, "
+             "or declare the column with output_schema).")
+
+
+def format_cells(value: object) -> str:
+    """A cell shape as a list (``[8]``, ``[?, 3]``); other values as they are."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join("?" if side == UNKNOWN else str(side) for side in value) + "]"
+    return str(value)
+
+
 class UnequalCellsError(ValueError):
     """Cells of one column differ in shape within a block."""
 
@@ -114,12 +125,18 @@ class OutputSpec:
         cell_shape = tuple(shape[1:]) if shape else ((UNKNOWN,) if depth else ())
         return cls(name, dtype, spark_type, cell_shape)
 
-    def check(self, values: np.ndarray, declared: bool) -> np.ndarray:
+    def check(self, values: np.ndarray, declared: bool, fix: str = BLOCK_FIX) -> np.ndarray:
         """``values`` in this column's dtype; a clear error if its dtype or cell shape changed.
 
         Declared columns accept any same-kind dtype (float64 into a float column); inferred ones
-        must keep the dtype the first block had.
+        must keep the dtype the first block had. ``fix`` ends the error message.
         """
+        try:
+            return self._checked(values, declared)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{error} {fix}") from None
+
+    def _checked(self, values: np.ndarray, declared: bool) -> np.ndarray:
         values = self._checked_dtype(values, declared)
         cells, expected = values.shape[1:], self.cell_shape
         flattened_ok = declared and expected == (UNKNOWN,)  # any N-D cells stored flat
@@ -144,9 +161,8 @@ class OutputSpec:
 
     def _changed(self, what: str, received: object, expected: object) -> str:
         return (
-            f"Output {self.name!r} changed {what} between blocks: expected {expected}, received "
-            f"{received}. A block function must return the same dtype and cell shape for every "
-            "block (cast its result, or declare the column with output_schema)."
+            f"Output {self.name!r} changed {what} between blocks: expected {format_cells(expected)}, "
+            f"received {format_cells(received)}."
         )
 
 

@@ -15,8 +15,8 @@ from pyspark.sql import functions as F
 from .. import zoo
 from ..blocks.arrays import OutputSpec
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, dry_run, plan_on_zeros
-from .transformer import HasBatchSize, is_image_struct_field
+from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, plan_on_zeros
+from .transformer import HasBatchSize, is_image_column
 
 
 class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, ModelFileStage):
@@ -38,12 +38,15 @@ class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, Mod
         column = self.getInputCol()
         stage = type(self).__name__
         check_input_columns(dataset, [column], stage)
-        if not is_image_struct_field(dataset, column):
+        if not is_image_column(dataset, column):
             raise TypeError(
-                f"{stage}: column {column!r} must be an image struct (read_images gives one); it is "
+                f"{stage}: column {column!r} must be an image struct (read_images gives one) or encoded "
+                f"image files (read_images(decode=False) gives 'content'); it is "
                 f"{dataset.schema[column].dataType.simpleString()}."
             )
 
+    # The stage lays images out in exactly the shape its network takes, so the check before a job
+    # is a run on one black image on the driver (plan_on_zeros): no Spark job to sample rows.
     def _plan(self, spec, output_name: str, top_k: TopK | None = None) -> InferencePlan:
         binding = InputBinding(self.getInputCol(), spec.load().inputs[0].name, None, self._named().preset)
         output = OutputBinding(output_name, OutputSpec(self.getOutputCol(), "float32", None, ()))
@@ -56,7 +59,10 @@ class ImageFeaturizer(_NamedImageModel):
     Parameters
     ----------
     inputCol : str
-        An image struct column (``read_images``); any image size, resized inside.
+        An image struct column (``read_images``), or a binary column of encoded image files
+        (``read_images(..., decode=False)``'s ``content``, decoded inside the model's batches:
+        the fastest path; files that cannot be decoded give null features). Any image size,
+        resized inside.
     outputCol : str
     model : str
         ``squeezenet1.1`` (ONNX, ``weights`` = its file) or a Keras application: ``VGG16``,
@@ -105,7 +111,7 @@ class ImageFeaturizer(_NamedImageModel):
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
         spec, output = self._spec_and_output()
-        plan = dry_run(dataset, self._plan(spec, output), [self.getOutputCol()])
+        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
         features = apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
         column = self.getOutputCol()
         vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
@@ -185,7 +191,7 @@ class ImagePredictor(_NamedImageModel):
         if top_k < 1:
             raise ValueError(f"The 'topK' parameter of ImagePredictor must be a positive integer. Got {top_k} instead.")
         spec, output = self._spec_and_output()
-        plan = dry_run(dataset, self._plan(spec, output), [self.getOutputCol()])
+        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
         plan = replace(plan, model=spec.ship(dataset.sparkSession), top_k=TopK(top_k, tuple(self._labels())))
         return apply_plan(dataset, plan)
 

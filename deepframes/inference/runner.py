@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..blocks.arrays import OutputSpec, arrow_type, block_to_arrow, column_to_numpy, scatter_rows, valid_rows
 from ..blocks.execution import rebatch
 from .model_spec import ModelSpec
-from .preprocess import ImagePreset, is_image_struct
+from .preprocess import ImagePreset, is_encoded_files, is_image_struct
 
 
 @dataclass(frozen=True)
@@ -94,23 +94,41 @@ class PreparedBatch:
 
 
 def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
-    """Decode and lay out one batch of input columns for the model (rows with nulls left out)."""
+    """Decode and lay out one batch of input columns for the model.
+
+    Rows with a null input, or an image file that cannot be decoded, are left out (their outputs
+    are null).
+    """
     arrays = [batch.column(index) for index in range(len(plan.inputs))]
     valid = valid_rows(arrays)
     if valid is not None:
         keep = pa.array(valid)
         arrays = [array.filter(keep) for array in arrays]
-    feeds = {}
+    feeds, decoded = {}, None
     for binding, array in zip(plan.inputs, arrays):
-        if binding.preset is not None:
-            if not is_image_struct(array.type):
-                raise TypeError(
-                    f"Column {binding.column!r} must be an image struct (from read_images); it is {array.type}."
-                )
-            feeds[binding.input_name] = binding.preset.batch_from_structs(array)
-        else:
+        if binding.preset is None:
             feeds[binding.input_name] = column_to_numpy(array, binding.column, binding.shape)
+        elif is_image_struct(array.type):
+            feeds[binding.input_name] = binding.preset.batch_from_structs(array)
+        elif is_encoded_files(array.type):
+            feeds[binding.input_name], ok = binding.preset.batch_from_files(array, binding.column)
+            decoded = ok if decoded is None else decoded & ok
+        else:
+            raise TypeError(
+                f"Column {binding.column!r} must be an image struct (read_images) or encoded image "
+                f"files (binary); it is {array.type}."
+            )
+    if decoded is not None and not decoded.all():
+        feeds = {name: values[decoded] for name, values in feeds.items()}
+        valid = _narrow(valid, decoded, batch.num_rows)
     return PreparedBatch(feeds, valid, batch.num_rows if valid is None else int(valid.sum()))
+
+
+def _narrow(valid: np.ndarray | None, kept: np.ndarray, num_rows: int) -> np.ndarray:
+    """The row mask after dropping more rows: ``kept`` is a mask over the rows ``valid`` kept."""
+    narrowed = np.ones(num_rows, dtype=bool) if valid is None else valid.copy()
+    narrowed[narrowed] = kept
+    return narrowed
 
 
 def top_k_array(probabilities: np.ndarray, top_k: TopK) -> pa.Array:
@@ -147,9 +165,13 @@ def run_prepared(prepared: PreparedBatch, plan: InferencePlan, total_rows: int |
         elif plan.top_k is not None:
             array = top_k_array(values, plan.top_k)
         else:
-            array = block_to_arrow(binding.spec.check(values, declared=False), binding.spec)
+            array = block_to_arrow(binding.spec.check(values, declared=False, fix=_OUTPUT_FIX), binding.spec)
         columns.append(scatter_rows(array, prepared.valid))
     return columns
+
+
+_OUTPUT_FIX = ("The column's type was read off the model's output for the first row before the job; the model "
+               "must give every batch that dtype and shape (besides the batch dimension).")
 
 
 def _as_record_batches(batches: Iterator, names: Sequence[str]) -> Iterator[pa.RecordBatch]:

@@ -9,6 +9,7 @@ from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.sql import DataFrame
+from pyspark.sql.types import BinaryType
 
 from ..blocks.arrays import OutputSpec
 from ..blocks.shapes import recorded_shape
@@ -114,7 +115,7 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
         bindings = []
         for column, name in zip(columns, input_names):
             info = next((i for i in engine.inputs if i.name == name), None)
-            is_image = is_image_struct_field(dataset, column)
+            is_image = is_image_column(dataset, column)
             shape = recorded_shape(dataset.schema[column])
             bindings.append(InputBinding(column, name, None if shape is None else tuple(shape),
                                          _image_preset(info.shape) if is_image and info else None))
@@ -138,4 +139,9 @@ def is_image_struct_field(df: DataFrame, column: str) -> bool:
     return {"height", "width", "nChannels", "data"} <= set(names)
 
 
-__all__ = ["ModelTransformer"]
+def is_image_column(df: DataFrame, column: str) -> bool:
+    """An image struct column, or a binary column of encoded image files."""
+    return is_image_struct_field(df, column) or isinstance(df.schema[column].dataType, BinaryType)
+
+
+__all__ = ["ModelTransformer", "is_image_column"]

@@ -104,3 +104,43 @@ def test_featurizer_when_first_images_all_failed(spark, tmp_path):
     out = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET).transform(images)
     (row,) = out.collect()
     assert row.features is None and row.error.startswith("not an image")
+
+
+def test_featurizer_decodes_encoded_files_like_read_images(spark, pets_images, odd_images):
+    featurizer = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4)
+    pattern = str(pets_images / "Abyssinian_3*.jpg")
+    structs = featurizer.transform(deepframes.read_images(pattern, size=(224, 224), spark=spark))
+    files = deepframes.read_images(pattern, decode=False, label="filename", spark=spark)
+    assert files.columns == ["path", "content", "label"]
+    encoded = featurizer.copy({featurizer.inputCol: "content"}).transform(files)
+    expected = {row.path: row.features.toArray() for row in structs.collect()}
+    received = {row.path: row.features.toArray() for row in encoded.collect()}
+    assert received.keys() == expected.keys() and len(received) == 8
+    for path, features in received.items():
+        np.testing.assert_allclose(features, expected[path], atol=1e-5, err_msg=path)
+    # files that cannot be decoded give null features; the good ones still get theirs
+    odd = deepframes.read_images(str(odd_images), decode=False, spark=spark)
+    decoded = deepframes.read_images(str(odd_images), spark=spark)
+    broken = {row.path for row in decoded.collect() if row.error is not None}
+    outcome = {row.path: row.features is None for row in featurizer.copy({featurizer.inputCol: "content"}).transform(odd).collect()}
+    assert broken and {path for path, null in outcome.items() if null} == broken
+
+
+def test_read_images_without_decoding_rejects_decoding_options(spark, pets_images):
+    with pytest.raises(ValueError, match=r"decode=False.*`size`, `resample` and `errors` cannot apply.*size=8\b"):
+        deepframes.read_images(str(pets_images), decode=False, size=8, spark=spark)
+
+
+def test_model_output_shape_that_changes_is_named(spark, tmp_path):
+    import torch
+
+    class Gram(torch.nn.Module):  # (n, 4) -> (n, n): the cell shape depends on the batch size
+        def forward(self, x):
+            return x @ x.T
+
+    path = str(tmp_path / "gram.pt")
+    torch.jit.script(Gram()).save(path)
+    df = spark.createDataFrame([([float(i)] * 4,) for i in range(8)], "x array<float>").coalesce(1)
+    out = deepframes.ModelTransformer(model=path, inputCols=["x"], outputCols=["g"], batchSize=8).transform(df)
+    with pytest.raises(Exception, match=r"'g' changed cell shape.*expected \[1\], received \[8\].*every batch"):
+        out.collect()
