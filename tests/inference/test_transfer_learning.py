@@ -61,16 +61,23 @@ def test_register_udf_answers_sql_with_breed_names(fitted, spark_sessions, pets_
     deepframes.register_udf(spark, "breed", model)
     labels = model.stages[1].labels
     expected = {path: labels[int(prediction)] for path, prediction in predicted.items()}
-    deepframes.read_images(str(pets_images), size=(224, 224), spark=spark).createOrReplaceTempView("pets")
-    answered = {row.path: row.breed for row in spark.sql("SELECT path, breed(image) AS breed FROM pets").collect()}
+    # The encoded files, decoded inside the UDF's batches, give the pipeline's answers exactly.
+    deepframes.read_images(str(pets_images), decode=False, spark=spark).createOrReplaceTempView("pets")
+    answered = {row.path: row.breed for row in spark.sql("SELECT path, breed(content) AS breed FROM pets").collect()}
     assert set(answered.values()) == {"Abyssinian", "Bengal", "american_bulldog"}
     agreeing = sum(answered[path] == label for path, label in expected.items())
     assert agreeing == len(expected)  # SQL gives exactly the pipeline's predictions
+    # and so do image structs from read_images
+    some = sorted(expected)[:24]
+    structs = deepframes.read_images(str(pets_images), size=(224, 224), spark=spark)
+    structs.where(structs.path.isin(some)).createOrReplaceTempView("some_pets")
+    rows = spark.sql("SELECT path, breed(image) AS breed FROM some_pets").collect()
+    assert {row.path: row.breed for row in rows} == {path: expected[path] for path in some}
 
 
 def test_image_predictor_knows_cats_from_dogs(spark, pets_images):
-    images = deepframes.read_images(str(pets_images), label="filename", spark=spark)
-    predictor = deepframes.ImagePredictor(model="squeezenet1.1", weights=SQUEEZENET, topK=1)
+    images = deepframes.read_images(str(pets_images), label="filename", decode=False, spark=spark)
+    predictor = deepframes.ImagePredictor(inputCol="content", model="squeezenet1.1", weights=SQUEEZENET, topK=1)
     top = predictor.transform(images).select("label", "predictions").collect()
     # ImageNet classes 281-285 are domestic cats, 151-268 dog breeds.
     labels = read_labels(str(SHARED / "models" / "imagenet_labels.txt"))
