@@ -115,9 +115,11 @@ def _open_channel(address: ChannelAddress | None, rank: int) -> ChannelClient | 
 
 def _line_sink(client: ChannelClient | None):
     def on_line(rank: int, stream: str, line: str) -> None:
-        print(f"[rank {rank}] {line}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
         if client is not None:
             client.send_line(stream, line)
+        else:
+            # No channel: keep the lines in the executor's log.
+            print(f"[rank {rank}] {line}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
 
     return on_line
 
