@@ -58,8 +58,8 @@ def check_gpus(spark: Any, resource: str, gpus_per_slot: int) -> None:
 def available_slots(spark: Any, wanted: int = 1) -> tuple[int, str]:
     """How many tasks can run at once now, and how that was found (for messages).
 
-    On a cluster, waits (at most 15 s) for executors still registering while fewer than
-    ``wanted`` slots are free.
+    On a cluster, while fewer than ``wanted`` slots are free, waits (at most 15 s) for executors
+    still registering and for running tasks to end.
     """
     sc = spark.sparkContext
     master = sc.master
@@ -89,8 +89,10 @@ def _cluster_slots(sc: Any, expected_executors: int, wanted: int) -> int:
         busy = sum(info.numRunningTasks() for info in executors)
         profile = jsc.resourceProfileManager().defaultResourceProfile()
         slots = max(0, int(jsc.maxNumConcurrentTasks(profile)) - busy)
-        # The driver is listed among the executors too.
-        if slots >= wanted or len(executors) - 1 >= expected_executors or time.monotonic() > deadline:
+        # The driver is listed among the executors too. Tasks of a cancelled run may still be
+        # ending, so busy slots are worth a (bounded) wait; missing capacity is not.
+        settled = len(executors) - 1 >= expected_executors and busy == 0
+        if slots >= wanted or settled or time.monotonic() > deadline:
             return slots
         time.sleep(0.2)
 

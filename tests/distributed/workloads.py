@@ -106,13 +106,22 @@ def torch_ddp_train(ctx, steps=8):
     return {"rank": ctx.rank, "losses": losses, "weights": weights}
 
 
-def keras_mwms_train(ctx=None, steps=6):
-    """A Keras 3 model under MultiWorkerMirroredStrategy with a custom loop (strategy.run)."""
+def keras_mwms_train(ctx=None, steps=6, results_dir=None):
+    """A Keras 3 model under MultiWorkerMirroredStrategy with a custom loop (strategy.run).
+
+    Uses the strategy whose scope it runs in (MirroredStrategyRunner's), else makes its own; with
+    ``results_dir``, every rank also saves its result there.
+    """
+    import pickle
+
     import keras
     import tensorflow as tf
 
     rank = int(os.environ["RANK"])
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.distribute.has_strategy():
+        strategy = tf.distribute.get_strategy()
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
@@ -139,7 +148,11 @@ def keras_mwms_train(ctx=None, steps=6):
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
     losses = [float(train_step(next(iterator))) for _ in range(steps)]
-    return {"rank": rank, "losses": losses, "weights": [np.array(weight) for weight in model.get_weights()]}
+    result = {"rank": rank, "losses": losses, "weights": [np.array(weight) for weight in model.get_weights()]}
+    if results_dir:
+        with open(os.path.join(results_dir, f"rank-{rank}.pkl"), "wb") as sink:
+            pickle.dump(result, sink)
+    return result
 
 
 def assert_trained_identically(results):
