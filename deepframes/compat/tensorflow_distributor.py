@@ -9,7 +9,9 @@ from typing import Any
 from ..distributed import Distributor
 
 
-def run_tensorflow_program(train_fn: Callable[..., Any], use_custom_strategy: bool, kwargs: dict[str, Any]) -> Any:
+def run_tensorflow_program(
+    train_fn: Callable[..., Any], use_custom_strategy: bool, kwargs: dict[str, Any]
+) -> Any:
     """Call ``train_fn(**kwargs)`` on a rank, inside a MultiWorkerMirroredStrategy scope unless
     the function builds its own strategy."""
     if use_custom_strategy:
@@ -62,7 +64,9 @@ class MirroredStrategyRunner:
         use_custom_strategy: bool = False,
     ) -> None:
         if not isinstance(num_slots, int) or num_slots <= 0:
-            raise ValueError(f"num_slots must be a positive integer. Received: num_slots={num_slots!r}")
+            raise ValueError(
+                f"num_slots must be a positive integer. Received: num_slots={num_slots!r}"
+            )
         self._num_slots = num_slots
         self._local_mode = local_mode
         self._use_gpu = use_gpu
@@ -99,13 +103,20 @@ class MirroredStrategyRunner:
                     "Use num_slots=1, or local_mode=False to run on the executors."
                 )
             distributor = Distributor(
-                1, local_mode=True, use_gpu=self._use_gpu, gpus_per_slot=self._num_slots,
+                1,
+                local_mode=True,
+                use_gpu=self._use_gpu,
+                gpus_per_slot=self._num_slots,
                 gpu_resource=self._gpu_resource_name,
             )
         else:
             num_tasks = self.get_num_tasks()
             distributor = Distributor(
-                num_tasks, use_gpu=self._use_gpu, gpus_per_slot=max(1, self._num_slots // num_tasks),
+                num_tasks,
+                use_gpu=self._use_gpu,
+                gpus_per_slot=max(1, self._num_slots // num_tasks),
                 gpu_resource=self._gpu_resource_name,
             )
-        return distributor.run(run_tensorflow_program, train_fn, self._use_custom_strategy, kwargs)
+        return distributor.run(
+            run_tensorflow_program, train_fn, self._use_custom_strategy, kwargs
+        )

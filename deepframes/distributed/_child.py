@@ -66,7 +66,7 @@ def _encode_value(value, spec: dict) -> dict:
         return {"ok": True, "value": None}
     try:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - pickle raises many types for one cause
         return _failure(
             TypeError(
                 f"fn's return value on rank {spec['context'].rank} cannot be pickled "
@@ -87,13 +87,22 @@ def _encode_value(value, spec: dict) -> dict:
 
 def _failure(error: BaseException) -> dict:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return {"ok": False, "type": type(error).__name__, "message": str(error), "traceback": text}
+    return {
+        "ok": False,
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": text,
+    }
 
 
 def main(spec_path: str, result_path: str, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     if not logging.root.handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
     _defer_package_init()
     with open(spec_path, "rb") as source:
         spec = pickle.load(source)

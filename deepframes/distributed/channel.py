@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +94,18 @@ class ChannelServer:
         self._secret = os.urandom(32)
         self._listener = socket.create_server((host, 0))
         self._listener.settimeout(None)
-        self.address = ChannelAddress(host, self._listener.getsockname()[1], self._secret)
+        self.address = ChannelAddress(
+            host, self._listener.getsockname()[1], self._secret
+        )
         self._closed = threading.Event()
         self._open_connections = 0
         self._idle = threading.Condition()
-        self._thread = threading.Thread(target=self._accept_loop, name="deepframes-channel", daemon=True)
+        self._thread = threading.Thread(
+            target=self._accept_loop, name="deepframes-channel", daemon=True
+        )
         self._thread.start()
 
-    def __enter__(self) -> ChannelServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -115,7 +119,9 @@ class ChannelServer:
                 return
             with self._idle:
                 self._open_connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+            threading.Thread(
+                target=self._serve, args=(connection,), daemon=True
+            ).start()
 
     def _serve(self, connection: socket.socket) -> None:
         try:
@@ -123,8 +129,12 @@ class ChannelServer:
                 connection.settimeout(_CONNECT_TIMEOUT_S)
                 nonce = os.urandom(_NONCE_BYTES)
                 connection.sendall(nonce)
-                if not hmac.compare_digest(_read_exact(connection, 32), _proof(self._secret, nonce)):
-                    logger.warning("Rejected a connection to the log channel: wrong run secret.")
+                if not hmac.compare_digest(
+                    _read_exact(connection, 32), _proof(self._secret, nonce)
+                ):
+                    logger.warning(
+                        "Rejected a connection to the log channel: wrong run secret."
+                    )
                     return
                 connection.settimeout(None)
                 while True:
@@ -152,7 +162,9 @@ class ChannelClient:
     def __init__(self, address: ChannelAddress, rank: int) -> None:
         self.rank = rank
         self._lock = threading.Lock()
-        self._sock = socket.create_connection((address.host, address.port), timeout=_CONNECT_TIMEOUT_S)
+        self._sock = socket.create_connection(
+            (address.host, address.port), timeout=_CONNECT_TIMEOUT_S
+        )
         try:
             nonce = _read_exact(self._sock, _NONCE_BYTES)
             self._sock.sendall(_proof(address.secret, nonce))
@@ -162,7 +174,7 @@ class ChannelClient:
         self._sock.settimeout(None)
         self._broken = False
 
-    def __enter__(self) -> ChannelClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

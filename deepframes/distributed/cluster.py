@@ -26,7 +26,9 @@ def open_channel(spark: Any, monitor: RunMonitor) -> ChannelServer | None:
     except OSError as error:
         logger.warning(
             "The log channel could not open on %s (%s): training runs, and the ranks' output stays in "
-            "the executors' logs.", host, error,
+            "the executors' logs.",
+            host,
+            error,
         )
         return None
 
@@ -37,14 +39,18 @@ class BarrierJob:
     def __init__(self, spark: Any, frame: Any, config: RunConfig) -> None:
         self._sc = spark.sparkContext
         self._group = f"deepframes-{config.run_id}-attempt-{config.attempt}"
-        self._frame = frame.mapInArrow(functools.partial(run_barrier_rank, config), RESULT_SCHEMA, barrier=True)
+        self._frame = frame.mapInArrow(
+            functools.partial(run_barrier_rank, config), RESULT_SCHEMA, barrier=True
+        )
         self.rows: list[Any] | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
 
     def start(self, wake: threading.Event) -> None:
         def submit() -> None:
-            self._sc.setJobGroup(self._group, "deepframes Distributor run", interruptOnCancel=True)
+            self._sc.setJobGroup(
+                self._group, "deepframes Distributor run", interruptOnCancel=True
+            )
             try:
                 self.rows = self._frame.collect()
             except BaseException as error:  # noqa: BLE001 - reported by the waiting driver thread
@@ -60,7 +66,9 @@ class BarrierJob:
         self.done.wait(_CANCEL_GRACE_S)
 
 
-def run_attempt(spark: Any, frame: Any, config: RunConfig, timeout: float | None) -> dict[int, bytes]:
+def run_attempt(
+    spark: Any, frame: Any, config: RunConfig, timeout: float | None
+) -> dict[int, bytes]:
     """Run one attempt; returns ``{rank: pickled value}`` or raises :class:`RankFailedError`."""
     monitor = RunMonitor()
     server = open_channel(spark, monitor)
@@ -88,7 +96,9 @@ def run_attempt(spark: Any, frame: Any, config: RunConfig, timeout: float | None
     if job.error is not None:
         raise RankFailedError(
             f"The barrier job failed before any rank reported an error: {job.error}",
-            rank=None, error_type=type(job.error).__name__, attempts=config.attempt + 1,
+            rank=None,
+            error_type=type(job.error).__name__,
+            attempts=config.attempt + 1,
         ) from job.error
     return {row.rank: row.chunk for row in job.rows or []}
 
@@ -104,5 +114,7 @@ def _timeout_error(timeout: float | None, config: RunConfig) -> RankFailedError:
         f"The run did not finish within timeout={timeout} s (attempt {config.attempt + 1}); its barrier "
         "job was cancelled and its rank processes killed. Raise Distributor(timeout=...) if the "
         "training needs longer, or look at the ranks' last lines above for a hang.",
-        rank=None, error_type="TimeoutError", attempts=config.attempt + 1,
+        rank=None,
+        error_type="TimeoutError",
+        attempts=config.attempt + 1,
     )

@@ -118,21 +118,38 @@ class Distributor:
         payload = _pickle_call(fn, args, kwargs)
         spark = self._session(df)
         run_id = uuid.uuid4().hex[:12]
-        checkpoint_dir = self.checkpoint_dir or tempfile.mkdtemp(prefix=f"deepframes-{run_id}-checkpoints-")
-        base = RunConfig(
-            run_id=run_id, attempt=0, world_size=self.num_slots, payload=payload, wants_ctx=_wants_context(fn),
-            checkpoint_dir=checkpoint_dir, channel=None, use_gpu=self.use_gpu, gpus_per_slot=self.gpus_per_slot,
-            gpu_resource=self.gpu_resource, return_all=self.return_ranks == "all",
-            max_result_bytes=_MAX_RESULT_BYTES, has_shard=df is not None,
+        checkpoint_dir = self.checkpoint_dir or tempfile.mkdtemp(
+            prefix=f"deepframes-{run_id}-checkpoints-"
         )
-        launch = self._local_launcher(spark, df, base) if self.local_mode else self._cluster_launcher(spark, df)
+        base = RunConfig(
+            run_id=run_id,
+            attempt=0,
+            world_size=self.num_slots,
+            payload=payload,
+            wants_ctx=_wants_context(fn),
+            checkpoint_dir=checkpoint_dir,
+            channel=None,
+            use_gpu=self.use_gpu,
+            gpus_per_slot=self.gpus_per_slot,
+            gpu_resource=self.gpu_resource,
+            return_all=self.return_ranks == "all",
+            max_result_bytes=_MAX_RESULT_BYTES,
+            has_shard=df is not None,
+        )
+        launch = (
+            self._local_launcher(spark, df, base)
+            if self.local_mode
+            else self._cluster_launcher(spark, df)
+        )
         values = self._with_retries(launch, base)
         decoded = {rank: pickle.loads(value) for rank, value in values.items()}
         if self.return_ranks == "all":
             return [decoded.get(rank) for rank in range(self.num_slots)]
         return decoded.get(0)
 
-    def _with_retries(self, launch: Callable[[RunConfig], dict[int, bytes]], base: RunConfig) -> dict[int, bytes]:
+    def _with_retries(
+        self, launch: Callable[[RunConfig], dict[int, bytes]], base: RunConfig
+    ) -> dict[int, bytes]:
         import dataclasses
 
         for attempt in range(self.max_retries + 1):
@@ -143,11 +160,16 @@ class Distributor:
                     raise
                 logger.warning(
                     "Attempt %d of %d failed (rank %s, %s); resubmitting the run.",
-                    attempt + 1, self.max_retries + 1, error.rank, error.error_type,
+                    attempt + 1,
+                    self.max_retries + 1,
+                    error.rank,
+                    error.error_type,
                 )
         raise AssertionError("unreachable")
 
-    def _cluster_launcher(self, spark: Any, df: Any) -> Callable[[RunConfig], dict[int, bytes]]:
+    def _cluster_launcher(
+        self, spark: Any, df: Any
+    ) -> Callable[[RunConfig], dict[int, bytes]]:
         from . import preflight
         from .cluster import run_attempt
 
@@ -161,13 +183,23 @@ class Distributor:
             frame = spark.range(0, self.num_slots, 1, self.num_slots)
         return lambda config: run_attempt(spark, frame, config, self.timeout)
 
-    def _local_launcher(self, spark: Any, df: Any, base: RunConfig) -> Callable[[RunConfig], dict[int, bytes]]:
+    def _local_launcher(
+        self, spark: Any, df: Any, base: RunConfig
+    ) -> Callable[[RunConfig], dict[int, bytes]]:
         from .local import local_gpus, run_local_attempt, write_local_shards
 
-        gpus = local_gpus(spark, self.gpu_resource, self.num_slots * self.gpus_per_slot) if self.use_gpu else []
+        gpus = (
+            local_gpus(spark, self.gpu_resource, self.num_slots * self.gpus_per_slot)
+            if self.use_gpu
+            else []
+        )
         shards = None
         if df is not None:
-            shards = write_local_shards(df, self.num_slots, tempfile.mkdtemp(prefix=f"deepframes-{base.run_id}-"))
+            shards = write_local_shards(
+                df,
+                self.num_slots,
+                tempfile.mkdtemp(prefix=f"deepframes-{base.run_id}-"),
+            )
         return lambda config: run_local_attempt(config, shards, gpus, self.timeout)
 
     def _session(self, df: Any) -> Any:
@@ -180,22 +212,34 @@ class Distributor:
         return running_session() or session()
 
     def _validate(self, fn: Callable[..., Any]) -> None:
-        if not isinstance(self.num_slots, int) or isinstance(self.num_slots, bool) or self.num_slots < 1:
-            raise ValueError(f"num_slots must be a positive integer. Received: num_slots={self.num_slots!r}")
+        if (
+            not isinstance(self.num_slots, int)
+            or isinstance(self.num_slots, bool)
+            or self.num_slots < 1
+        ):
+            raise ValueError(
+                f"num_slots must be a positive integer. Received: num_slots={self.num_slots!r}"
+            )
         if not isinstance(self.gpus_per_slot, int) or self.gpus_per_slot < 1:
             raise ValueError(
                 f"gpus_per_slot must be a positive integer. Received: gpus_per_slot={self.gpus_per_slot!r}"
             )
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0. Received: max_retries={self.max_retries!r}")
+            raise ValueError(
+                f"max_retries must be an integer >= 0. Received: max_retries={self.max_retries!r}"
+            )
         if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None. Received: timeout={self.timeout!r}")
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None. Received: timeout={self.timeout!r}"
+            )
         if self.return_ranks not in _RETURN_RANKS:
             raise ValueError(
                 f"return_ranks must be one of {_RETURN_RANKS}. Received: return_ranks={self.return_ranks!r}"
             )
         if not callable(fn):
-            raise TypeError(f"Distributor.run needs a function to run on each rank. Received: {type(fn).__name__}")
+            raise TypeError(
+                f"Distributor.run needs a function to run on each rank. Received: {type(fn).__name__}"
+            )
 
 
 def _wants_context(fn: Callable[..., Any]) -> bool:
@@ -204,10 +248,17 @@ def _wants_context(fn: Callable[..., Any]) -> bool:
         parameters = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
-    if not parameters or parameters[0].kind not in (parameters[0].POSITIONAL_ONLY, parameters[0].POSITIONAL_OR_KEYWORD):
+    if not parameters or parameters[0].kind not in (
+        parameters[0].POSITIONAL_ONLY,
+        parameters[0].POSITIONAL_OR_KEYWORD,
+    ):
         return False
     first = parameters[0]
-    annotation = first.annotation if isinstance(first.annotation, str) else getattr(first.annotation, "__name__", "")
+    annotation = (
+        first.annotation
+        if isinstance(first.annotation, str)
+        else getattr(first.annotation, "__name__", "")
+    )
     return first.name in ("ctx", "context") or annotation.endswith("RankContext")
 
 

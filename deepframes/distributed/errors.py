@@ -25,8 +25,15 @@ class RankFailedError(RuntimeError):
         How many attempts were made.
     """
 
-    def __init__(self, message: str, *, rank: int | None, error_type: str, remote_traceback: str = "",
-                 attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        rank: int | None,
+        error_type: str,
+        remote_traceback: str = "",
+        attempts: int = 1,
+    ) -> None:
         super().__init__(message)
         self.rank = rank
         self.error_type = error_type
@@ -36,14 +43,25 @@ class RankFailedError(RuntimeError):
     @classmethod
     def from_outcome(cls, outcome: RankOutcome, attempts: int) -> RankFailedError:
         tail = "\n".join(outcome.tail[-10:])
-        parts = [f"Rank {outcome.rank} failed first, with {outcome.error_type}: {outcome.message}"]
+        parts = [
+            f"Rank {outcome.rank} failed first, with {outcome.error_type}: {outcome.message}"
+        ]
         if outcome.traceback:
-            parts.append(f"Traceback from rank {outcome.rank}:\n{outcome.traceback.rstrip()}")
+            parts.append(
+                f"Traceback from rank {outcome.rank}:\n{outcome.traceback.rstrip()}"
+            )
         if tail and not outcome.traceback:
             parts.append(f"Last output lines of rank {outcome.rank}:\n{tail}")
-        parts.append(f"({attempts} attempt(s); retry with Distributor(max_retries=...) to resubmit the run.)")
-        return cls("\n".join(parts), rank=outcome.rank, error_type=outcome.error_type,
-                   remote_traceback=outcome.traceback, attempts=attempts)
+        parts.append(
+            f"({attempts} attempt(s); retry with Distributor(max_retries=...) to resubmit the run.)"
+        )
+        return cls(
+            "\n".join(parts),
+            rank=outcome.rank,
+            error_type=outcome.error_type,
+            remote_traceback=outcome.traceback,
+            attempts=attempts,
+        )
 
 
 class RunMonitor:
@@ -71,4 +89,6 @@ class RunMonitor:
     @property
     def first_failure(self) -> RankOutcome | None:
         with self._lock:
-            return min(self._failures, key=lambda outcome: outcome.finished_at, default=None)
+            return min(
+                self._failures, key=lambda outcome: outcome.finished_at, default=None
+            )

@@ -32,7 +32,9 @@ def visible_devices(addresses: list[str], preset: str | None) -> tuple[str, ...]
     return tuple(chosen)
 
 
-def rank_gpus(task_addresses: list[str], gpus_per_slot: int, preset: str | None) -> tuple[str, ...]:
+def rank_gpus(
+    task_addresses: list[str], gpus_per_slot: int, preset: str | None
+) -> tuple[str, ...]:
     """The GPUs of one rank: the first ``gpus_per_slot`` of its task's addresses.
 
     A fractional ``spark.task.resource.gpu.amount`` gives several tasks one shared address; each of
@@ -48,7 +50,9 @@ def rank_gpus(task_addresses: list[str], gpus_per_slot: int, preset: str | None)
             f"gpus_per_slot={gpus_per_slot}, but Spark gave this task {len(task_addresses)} GPU(s) "
             f"({task_addresses}). Set spark.task.resource.gpu.amount={gpus_per_slot} or lower gpus_per_slot."
         )
-    return visible_devices(sorted(task_addresses, key=_address_key)[:gpus_per_slot], preset)
+    return visible_devices(
+        sorted(task_addresses, key=_address_key)[:gpus_per_slot], preset
+    )
 
 
 def _address_key(address: str) -> tuple[int, str]:

@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 from .errors import RankFailedError, RunMonitor
-from .process import RankOutcome, RankProcess, child_environment, make_spec
-from .rendezvous import rank_context, reserve_endpoint
+from .process import RankOutcome, RankProcess
+from .rendezvous import reserve_endpoint
 from .shard import empty_shard_error, write_shard
-from .task import RunConfig
+from .task import RunConfig, start_rank
 
 _RANK_COLUMN = "__deepframes_rank"
 _LOCAL_HOST = "127.0.0.1"
@@ -26,7 +26,10 @@ def local_gpus(spark: Any, resource: str, needed: int) -> list[str]:
     if spark is not None and resource in spark.sparkContext.resources:
         addresses = list(spark.sparkContext.resources[resource].addresses)
     elif os.environ.get("CUDA_VISIBLE_DEVICES"):
-        addresses = [str(index) for index in range(len(os.environ["CUDA_VISIBLE_DEVICES"].split(",")))]
+        addresses = [
+            str(index)
+            for index in range(len(os.environ["CUDA_VISIBLE_DEVICES"].split(",")))
+        ]
     if len(addresses) < needed:
         raise ValueError(
             f"use_gpu=True in local mode needs {needed} GPU(s) on the driver, but {len(addresses)} were found "
@@ -40,19 +43,28 @@ def write_local_shards(df: Any, world_size: int, folder: str) -> list[tuple[str,
     """Each rank's rows in a local Arrow file: here the ranks run on the driver, so rows come to it."""
     from pyspark.sql.functions import spark_partition_id
 
-    table = df.repartition(world_size).withColumn(_RANK_COLUMN, spark_partition_id()).toArrow()
+    table = (
+        df.repartition(world_size)
+        .withColumn(_RANK_COLUMN, spark_partition_id())
+        .toArrow()
+    )
     ranks = table.column(_RANK_COLUMN).to_numpy()
     table = table.drop_columns([_RANK_COLUMN])
     shards = []
     for rank in range(world_size):
         path = os.path.join(folder, f"shard-{rank}.arrow")
         rows = table.filter(ranks == rank)
-        shards.append((path, write_shard(rows.to_batches(), path) if rows.num_rows else 0))
+        shards.append(
+            (path, write_shard(rows.to_batches(), path) if rows.num_rows else 0)
+        )
     return shards
 
 
 def run_local_attempt(
-    config: RunConfig, shards: list[tuple[str, int]] | None, gpus: list[str], timeout: float | None
+    config: RunConfig,
+    shards: list[tuple[str, int]] | None,
+    gpus: list[str],
+    timeout: float | None,
 ) -> dict[int, bytes]:
     """Run one attempt as ``world_size`` local processes; returns ``{rank: pickled value}``."""
     monitor = RunMonitor()
@@ -62,7 +74,12 @@ def run_local_attempt(
         for rank, shard in enumerate(shards or [(None, 0)] * config.world_size):
             if shard[0] is not None and shard[1] == 0:
                 error = empty_shard_error(rank, config.world_size)
-                raise RankFailedError(str(error), rank=rank, error_type="ValueError", attempts=config.attempt + 1)
+                raise RankFailedError(
+                    str(error),
+                    rank=rank,
+                    error_type="ValueError",
+                    attempts=config.attempt + 1,
+                )
         processes = _start_ranks(config, shards, gpus, workdir, monitor)
         return _wait_all(processes, timeout, config)
     finally:
@@ -72,28 +89,36 @@ def run_local_attempt(
 
 
 def _start_ranks(
-    config: RunConfig, shards: list[tuple[str, int]] | None, gpus: list[str], workdir: str, monitor: RunMonitor
+    config: RunConfig,
+    shards: list[tuple[str, int]] | None,
+    gpus: list[str],
+    workdir: str,
+    monitor: RunMonitor,
 ) -> list[RankProcess]:
-    reserved = [reserve_endpoint(_LOCAL_HOST, rank) for rank in range(config.world_size)]
+    reserved = [
+        reserve_endpoint(_LOCAL_HOST, rank) for rank in range(config.world_size)
+    ]
     endpoints = [endpoint for endpoint, _ in reserved]
     threads = max(1, (os.cpu_count() or 1) // config.world_size)
     processes = []
     try:
         for rank in range(config.world_size):
-            rank_gpus = tuple(gpus[rank * config.gpus_per_slot : (rank + 1) * config.gpus_per_slot])
-            context = rank_context(
-                rank, endpoints, attempt=config.attempt, run_id=config.run_id,
-                checkpoint_dir=config.checkpoint_dir, gpus=rank_gpus,
+            rank_gpus = tuple(
+                gpus[rank * config.gpus_per_slot : (rank + 1) * config.gpus_per_slot]
             )
-            shard_path, shard_rows = shards[rank] if shards else (None, 0)
-            spec = make_spec(
-                config.payload, context, wants_ctx=config.wants_ctx, return_value=config.return_all or rank == 0,
-                max_result_bytes=config.max_result_bytes, shard_path=shard_path, shard_rows=shard_rows,
+            shard = shards[rank] if shards else (None, 0)
+            processes.append(
+                start_rank(
+                    config,
+                    rank,
+                    endpoints,
+                    rank_gpus,
+                    shard,
+                    workdir,
+                    threads,
+                    monitor.on_line,
+                )
             )
-            env = child_environment(context, threads)
-            if not config.use_gpu:
-                env["CUDA_VISIBLE_DEVICES"] = ""
-            processes.append(RankProcess(spec, workdir, env, monitor.on_line))
     except BaseException:
         for process in processes:
             process.kill()
@@ -105,10 +130,14 @@ def _start_ranks(
     return processes
 
 
-def _wait_all(processes: list[RankProcess], timeout: float | None, config: RunConfig) -> dict[int, bytes]:
+def _wait_all(
+    processes: list[RankProcess], timeout: float | None, config: RunConfig
+) -> dict[int, bytes]:
     outcomes: queue.Queue[RankOutcome] = queue.Queue()
     for process in processes:
-        threading.Thread(target=lambda p=process: outcomes.put(p.wait()), daemon=True).start()
+        threading.Thread(
+            target=lambda p=process: outcomes.put(p.wait()), daemon=True
+        ).start()
     deadline = None if timeout is None else time.monotonic() + timeout
     values: dict[int, bytes] = {}
     for _ in processes:
@@ -119,7 +148,9 @@ def _wait_all(processes: list[RankProcess], timeout: float | None, config: RunCo
             raise RankFailedError(
                 f"The run did not finish within timeout={timeout} s (attempt {config.attempt + 1}); its rank "
                 "processes were killed. Raise Distributor(timeout=...) if the training needs longer.",
-                rank=None, error_type="TimeoutError", attempts=config.attempt + 1,
+                rank=None,
+                error_type="TimeoutError",
+                attempts=config.attempt + 1,
             ) from None
         if not outcome.ok:
             raise RankFailedError.from_outcome(outcome, config.attempt + 1)

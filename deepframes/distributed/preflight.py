@@ -85,7 +85,11 @@ def _cluster_slots(sc: Any, expected_executors: int, wanted: int) -> int:
     jsc = sc._jsc.sc()
     deadline = time.monotonic() + _EXECUTORS_WAIT_S
     while True:
-        executors = [info for info in jsc.statusTracker().getExecutorInfos() if info.host() and info.port() > 0]
+        executors = [
+            info
+            for info in jsc.statusTracker().getExecutorInfos()
+            if info.host() and info.port() > 0
+        ]
         busy = sum(info.numRunningTasks() for info in executors)
         profile = jsc.resourceProfileManager().defaultResourceProfile()
         slots = max(0, int(jsc.maxNumConcurrentTasks(profile)) - busy)

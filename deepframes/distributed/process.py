@@ -76,7 +76,9 @@ class RankProcess:
     ``wants_ctx``, ``shard_path``/``shard_rows``, ``return_value`` and ``max_result_bytes``.
     """
 
-    def __init__(self, spec: dict[str, Any], workdir: str, env: dict[str, str], on_line: LineSink) -> None:
+    def __init__(
+        self, spec: dict[str, Any], workdir: str, env: dict[str, str], on_line: LineSink
+    ) -> None:
         self.rank = spec["context"].rank
         spec_path = os.path.join(workdir, f"rank-{self.rank}.spec")
         self._result_path = os.path.join(workdir, f"rank-{self.rank}.result")
@@ -84,7 +86,14 @@ class RankProcess:
             pickle.dump(spec, sink, protocol=pickle.HIGHEST_PROTOCOL)
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._process = subprocess.Popen(
-            [sys.executable, "-u", _CHILD_SCRIPT, spec_path, self._result_path, str(os.getpid())],
+            [
+                sys.executable,
+                "-u",
+                _CHILD_SCRIPT,
+                spec_path,
+                self._result_path,
+                str(os.getpid()),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,8 +101,13 @@ class RankProcess:
             start_new_session=True,
         )
         self._pumps = [
-            threading.Thread(target=self._pump, args=(stream, name, on_line), daemon=True)
-            for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr"))
+            threading.Thread(
+                target=self._pump, args=(stream, name, on_line), daemon=True
+            )
+            for stream, name in (
+                (self._process.stdout, "stdout"),
+                (self._process.stderr, "stderr"),
+            )
         ]
         for pump in self._pumps:
             pump.start()
@@ -131,7 +145,9 @@ class RankProcess:
                 finished_at=finished_at,
             )
         if result["ok"]:
-            return RankOutcome(self.rank, ok=True, value=result["value"], finished_at=finished_at)
+            return RankOutcome(
+                self.rank, ok=True, value=result["value"], finished_at=finished_at
+            )
         return RankOutcome(
             self.rank,
             ok=False,
@@ -151,7 +167,9 @@ class RankProcess:
         self._process.wait()
 
 
-def child_environment(context: RankContext, cpu_threads: int | None = None) -> dict[str, str]:
+def child_environment(
+    context: RankContext, cpu_threads: int | None = None
+) -> dict[str, str]:
     """This process's environment plus the rendezvous; imports as this process does."""
     env = dict(os.environ)
     env.update(context.environment())
@@ -163,8 +181,14 @@ def child_environment(context: RankContext, cpu_threads: int | None = None) -> d
 
 
 def make_spec(
-    payload: bytes, context: RankContext, *, wants_ctx: bool, return_value: bool, max_result_bytes: int,
-    shard_path: str | None = None, shard_rows: int = 0,
+    payload: bytes,
+    context: RankContext,
+    *,
+    wants_ctx: bool,
+    return_value: bool,
+    max_result_bytes: int,
+    shard_path: str | None = None,
+    shard_rows: int = 0,
 ) -> dict[str, Any]:
     """The call a rank process makes (see :class:`RankProcess`)."""
     return {

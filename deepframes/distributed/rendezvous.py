@@ -33,7 +33,9 @@ class Endpoint:
 
 def reserve_port(host: str) -> socket.socket:
     """A socket bound to a free port on ``host``; close it to hand the port over."""
-    reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    reserved = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+    )
     reserved.bind((host, 0))
     return reserved
 
@@ -56,7 +58,13 @@ def reserve_endpoint(host: str, rank: int) -> tuple[Endpoint, list[socket.socket
 
 
 def rank_context(
-    rank: int, endpoints: list[Endpoint], *, attempt: int, run_id: str, checkpoint_dir: str, gpus: tuple[str, ...]
+    rank: int,
+    endpoints: list[Endpoint],
+    *,
+    attempt: int,
+    run_id: str,
+    checkpoint_dir: str,
+    gpus: tuple[str, ...],
 ) -> RankContext:
     """The context of ``rank`` given every rank's endpoint (in rank order).
 
@@ -79,7 +87,11 @@ def rank_context(
         master_addr=chief.host,
         master_port=chief.torch_port,
         tf_config={
-            "cluster": {"worker": [_join(endpoint.host, endpoint.tf_port) for endpoint in endpoints]},
+            "cluster": {
+                "worker": [
+                    _join(endpoint.host, endpoint.tf_port) for endpoint in endpoints
+                ]
+            },
             "task": {"type": "worker", "index": rank},
         },
         jax_coordinator_address=_join(chief.host, chief.jax_port),

@@ -69,15 +69,24 @@ class DataFrameShard:
         names = list(columns) if columns is not None else list(table.column_names)
         return {name: _column_to_numpy(table.column(name)) for name in names}
 
-    def batches(self, batch_size: int, columns: Iterable[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, batch_size: int, columns: Iterable[str] | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Consecutive ``{column: array}`` batches of ``batch_size`` rows (the last may be smaller)."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size}")
+            raise ValueError(
+                f"batch_size must be a positive integer. Received: batch_size={batch_size}"
+            )
         arrays = self.to_numpy(columns)
         for start in range(0, self.num_rows, batch_size):
-            yield {name: values[start : start + batch_size] for name, values in arrays.items()}
+            yield {
+                name: values[start : start + batch_size]
+                for name, values in arrays.items()
+            }
 
-    def as_tf_dataset(self, features: str | list[str], label: str | None = None, batch_size: int = 32) -> Any:
+    def as_tf_dataset(
+        self, features: str | list[str], label: str | None = None, batch_size: int = 32
+    ) -> Any:
         """A batched ``tf.data.Dataset`` of ``features`` (or ``(features, label)``) from this shard."""
         import tensorflow as tf
 
@@ -85,7 +94,11 @@ class DataFrameShard:
         return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
 
     def as_torch_loader(
-        self, features: str | list[str], label: str | None = None, batch_size: int = 32, shuffle: bool = False
+        self,
+        features: str | list[str],
+        label: str | None = None,
+        batch_size: int = 32,
+        shuffle: bool = False,
     ) -> Any:
         """A ``torch.utils.data.DataLoader`` over this shard's ``features`` (and ``label``)."""
         import torch
@@ -93,7 +106,9 @@ class DataFrameShard:
 
         tensors = self._feature_tensors(features, label)
         parts = tensors if isinstance(tensors, tuple) else (tensors,)
-        dataset = TensorDataset(*(torch.from_numpy(np.ascontiguousarray(part)) for part in parts))
+        dataset = TensorDataset(
+            *(torch.from_numpy(np.ascontiguousarray(part)) for part in parts)
+        )
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
 
     def _feature_tensors(self, features: str | list[str], label: str | None) -> Any:
@@ -172,7 +187,9 @@ def split_dataframe_arguments(args: tuple, kwargs: dict) -> tuple[tuple, dict, A
     return new_args, new_kwargs, (found[0] if found else None)
 
 
-def bind_shards(args: tuple, kwargs: dict, path: str | None, num_rows: int, rank: int) -> None:
+def bind_shards(
+    args: tuple, kwargs: dict, path: str | None, num_rows: int, rank: int
+) -> None:
     """Attach the rank's local shard file to the placeholder among the arguments (in the child)."""
     for value in (*args, *kwargs.values()):
         if isinstance(value, DataFrameShard) and path is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .channel import ChannelAddress, ChannelClient
 from .gpus import rank_gpus
-from .process import RankOutcome, RankProcess, child_environment, make_spec
+from .process import LineSink, RankOutcome, RankProcess, child_environment, make_spec
 from .rendezvous import Endpoint, rank_context, reserve_endpoint
 from .shard import empty_shard_error, write_shard
 
@@ -38,6 +38,37 @@ class RunConfig:
     has_shard: bool
 
 
+def start_rank(
+    config: RunConfig,
+    rank: int,
+    endpoints: list[Endpoint],
+    gpus: tuple[str, ...],
+    shard: tuple[str | None, int],
+    workdir: str,
+    threads: int,
+    on_line: LineSink,
+) -> RankProcess:
+    """Start ``rank``'s process once the rendezvous is known (on an executor or, locally, here)."""
+    context = rank_context(
+        rank,
+        endpoints,
+        attempt=config.attempt,
+        run_id=config.run_id,
+        checkpoint_dir=config.checkpoint_dir,
+        gpus=gpus,
+    )
+    spec = make_spec(
+        config.payload,
+        context,
+        wants_ctx=config.wants_ctx,
+        return_value=config.return_all or rank == 0,
+        max_result_bytes=config.max_result_bytes,
+        shard_path=shard[0],
+        shard_rows=shard[1],
+    )
+    return RankProcess(spec, workdir, child_environment(context, threads), on_line)
+
+
 class RankFailure(RuntimeError):
     """Raised in a barrier task when its rank failed; Spark's error then carries the traceback."""
 
@@ -50,7 +81,9 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
     barrier = BarrierTaskContext.get()
     rank = barrier.partitionId()
     client = _open_channel(config.channel, rank)
-    workdir = tempfile.mkdtemp(prefix=f"deepframes-{config.run_id}-{config.attempt}-rank{rank}-")
+    workdir = tempfile.mkdtemp(
+        prefix=f"deepframes-{config.run_id}-{config.attempt}-rank{rank}-"
+    )
     try:
         outcome = _run_rank(config, barrier, rank, batches, workdir, client)
         if not outcome.ok:
@@ -58,7 +91,12 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
                 client.send(outcome.to_message())
             raise RankFailure(_failure_text(outcome))
         if outcome.value is not None and (config.return_all or rank == 0):
-            yield pa.record_batch({"rank": pa.array([rank], pa.int32()), "chunk": pa.array([outcome.value], pa.binary())})
+            yield pa.record_batch(
+                {
+                    "rank": pa.array([rank], pa.int32()),
+                    "chunk": pa.array([outcome.value], pa.binary()),
+                }
+            )
     finally:
         if client is not None:
             client.close()
@@ -66,27 +104,38 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
 
 
 def _run_rank(
-    config: RunConfig, barrier: Any, rank: int, batches: Iterator[Any], workdir: str, client: ChannelClient | None
+    config: RunConfig,
+    barrier: Any,
+    rank: int,
+    batches: Iterator[Any],
+    workdir: str,
+    client: ChannelClient | None,
 ) -> RankOutcome:
     shard_path = os.path.join(workdir, "shard.arrow") if config.has_shard else None
-    shard_rows = write_shard(batches, shard_path) if shard_path else sum(1 for _ in batches)
+    shard_rows = (
+        write_shard(batches, shard_path) if shard_path else sum(1 for _ in batches)
+    )
     if shard_path and shard_rows == 0:
         error = empty_shard_error(rank, config.world_size)
-        return RankOutcome(rank, ok=False, error_type="ValueError", message=str(error), traceback=str(error))
+        return RankOutcome(
+            rank,
+            ok=False,
+            error_type="ValueError",
+            message=str(error),
+            traceback=str(error),
+        )
     host = barrier.getTaskInfos()[rank].address.rsplit(":", 1)[0]
     endpoint, held = reserve_endpoint(host, rank)
     try:
-        endpoints = [Endpoint.from_wire(text) for text in barrier.allGather(endpoint.to_wire())]
+        endpoints = [
+            Endpoint.from_wire(text) for text in barrier.allGather(endpoint.to_wire())
+        ]
         gpus = _task_gpus(config, barrier) if config.use_gpu else ()
-        context = rank_context(
-            rank, endpoints, attempt=config.attempt, run_id=config.run_id,
-            checkpoint_dir=config.checkpoint_dir, gpus=gpus,
+        shard = (shard_path, shard_rows)
+        threads = int(barrier.cpus())
+        process = start_rank(
+            config, rank, endpoints, gpus, shard, workdir, threads, _line_sink(client)
         )
-        spec = make_spec(
-            config.payload, context, wants_ctx=config.wants_ctx, return_value=config.return_all or rank == 0,
-            max_result_bytes=config.max_result_bytes, shard_path=shard_path, shard_rows=shard_rows,
-        )
-        process = RankProcess(spec, workdir, child_environment(context, int(barrier.cpus())), _line_sink(client))
     finally:
         for sock in held:
             sock.close()
@@ -96,7 +145,9 @@ def _run_rank(
 def _task_gpus(config: RunConfig, barrier: Any) -> tuple[str, ...]:
     resource = barrier.resources().get(config.gpu_resource)
     addresses = list(resource.addresses) if resource is not None else []
-    return rank_gpus(addresses, config.gpus_per_slot, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return rank_gpus(
+        addresses, config.gpus_per_slot, os.environ.get("CUDA_VISIBLE_DEVICES")
+    )
 
 
 def _open_channel(address: ChannelAddress | None, rank: int) -> ChannelClient | None:
@@ -119,7 +170,11 @@ def _line_sink(client: ChannelClient | None):
             client.send_line(stream, line)
         else:
             # No channel: keep the lines in the executor's log.
-            print(f"[rank {rank}] {line}", file=sys.stderr if stream == "stderr" else sys.stdout, flush=True)
+            print(
+                f"[rank {rank}] {line}",
+                file=sys.stderr if stream == "stderr" else sys.stdout,
+                flush=True,
+            )
 
     return on_line
 
@@ -128,5 +183,6 @@ def _failure_text(outcome: RankOutcome) -> str:
     tail = "\n".join(outcome.tail[-10:])
     return (
         f"rank {outcome.rank} failed with {outcome.error_type}: {outcome.message}\n"
-        f"{outcome.traceback}" + (f"\nLast output lines of rank {outcome.rank}:\n{tail}" if tail else "")
+        f"{outcome.traceback}"
+        + (f"\nLast output lines of rank {outcome.rank}:\n{tail}" if tail else "")
     )

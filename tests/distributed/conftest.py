@@ -23,7 +23,11 @@ def pid_folder(tmp_path: Path) -> str:
 def gpu_discovery_script(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A discovery script reporting two GPUs, as PySpark's own GPU tests use."""
     script = tmp_path_factory.mktemp("gpus") / "discover_gpus.sh"
-    script.write_text("#!/bin/sh\necho '" + json.dumps({"name": "gpu", "addresses": ["0", "1"]}) + "'\n")
+    script.write_text(
+        "#!/bin/sh\necho '"
+        + json.dumps({"name": "gpu", "addresses": ["0", "1"]})
+        + "'\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return str(script)
 

@@ -20,10 +20,14 @@ def test_cluster_torch_ddp_trains_identically(cluster_spark):
     workloads.assert_trained_identically(results)
 
 
-def test_cluster_mirrored_strategy_runner_trains_keras_identically(cluster_spark, tmp_path):
+def test_cluster_mirrored_strategy_runner_trains_keras_identically(
+    cluster_spark, tmp_path
+):
     runner = MirroredStrategyRunner(num_slots=2, use_gpu=False)
     chief = runner.run(workloads.keras_mwms_train, steps=6, results_dir=str(tmp_path))
-    results = [pickle.loads((tmp_path / f"rank-{rank}.pkl").read_bytes()) for rank in (0, 1)]
+    results = [
+        pickle.loads((tmp_path / f"rank-{rank}.pkl").read_bytes()) for rank in (0, 1)
+    ]
     workloads.assert_trained_identically(results)
     assert chief["losses"] == results[0]["losses"]
 
@@ -31,17 +35,24 @@ def test_cluster_mirrored_strategy_runner_trains_keras_identically(cluster_spark
 def test_cluster_ranks_run_in_separate_executors(cluster_spark):
     infos = Distributor(2, return_ranks="all").run(workloads.rank_info)
     assert [info["rank"] for info in infos] == [0, 1]
-    executors = cluster_spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+    executors = (
+        cluster_spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+    )
     assert executors == 2
 
 
 def test_cluster_rank_error_and_logs_reach_driver(cluster_spark, capsys):
-    with pytest.raises(RankFailedError, match="Rank 0 failed first, with ValueError: boom on rank 0") as info:
+    with pytest.raises(
+        RankFailedError, match="Rank 0 failed first, with ValueError: boom on rank 0"
+    ) as info:
         Distributor(2).run(workloads.raise_on_rank, 0)
     assert "raise ValueError" in info.value.remote_traceback
     Distributor(2).run(workloads.say_hello)
     captured = capsys.readouterr()
-    assert "[rank 0] hello from rank 0" in captured.out and "[rank 1] hello from rank 1" in captured.out
+    assert (
+        "[rank 0] hello from rank 0" in captured.out
+        and "[rank 1] hello from rank 1" in captured.out
+    )
 
 
 def test_cluster_sigkilled_rank_fails_fast_without_orphans(cluster_spark, pid_folder):
@@ -53,19 +64,27 @@ def test_cluster_sigkilled_rank_fails_fast_without_orphans(cluster_spark, pid_fo
 
 
 def test_cluster_retry_sees_attempt(cluster_spark, tmp_path):
-    assert Distributor(2, max_retries=1, checkpoint_dir=str(tmp_path)).run(workloads.fail_first_attempt) == 1
+    assert (
+        Distributor(2, max_retries=1, checkpoint_dir=str(tmp_path)).run(
+            workloads.fail_first_attempt
+        )
+        == 1
+    )
 
 
 def test_cluster_too_many_slots_fails_in_seconds(cluster_spark):
     start = time.monotonic()
-    with pytest.raises(ValueError, match=r"num_slots=3, but only 2 task slots are available"):
+    with pytest.raises(
+        ValueError, match=r"num_slots=3, but only 2 task slots are available"
+    ):
         Distributor(3).run(workloads.rank_info)
     assert time.monotonic() - start < 10
 
 
 def test_cluster_shards_a_dataframe(cluster_spark):
     df = cluster_spark.createDataFrame(
-        [(i, [float(i), 0.5], i % 3) for i in range(20)], "id long, x array<double>, y int"
+        [(i, [float(i), 0.5], i % 3) for i in range(20)],
+        "id long, x array<double>, y int",
     )
     summaries = Distributor(2, return_ranks="all").run(workloads.shard_summary, df)
     assert sorted(summaries[0]["ids"] + summaries[1]["ids"]) == list(range(20))
@@ -80,5 +99,7 @@ def test_cluster_fake_gpus_are_distinct_per_rank(gpu_cluster_spark):
 
 def test_cluster_use_gpu_without_gpu_resources_fails_at_once(spark_sessions):
     spark_sessions.get(CLUSTER_MASTER)
-    with pytest.raises(ValueError, match=r"use_gpu=True, but spark.task.resource.gpu.amount is not set"):
+    with pytest.raises(
+        ValueError, match=r"use_gpu=True, but spark.task.resource.gpu.amount is not set"
+    ):
         Distributor(2, use_gpu=True).run(workloads.rank_info)

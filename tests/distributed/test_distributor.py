@@ -23,7 +23,9 @@ def test_distributor_keras_multi_worker_mirrored_trains_identically(spark):
 
 
 def test_distributor_local_mode_torch_ddp_trains_identically():
-    results = Distributor(2, local_mode=True, return_ranks="all").run(workloads.torch_ddp_train)
+    results = Distributor(2, local_mode=True, return_ranks="all").run(
+        workloads.torch_ddp_train
+    )
     workloads.assert_trained_identically(results)
 
 
@@ -44,16 +46,23 @@ def test_distributor_returns_first_rank_by_default(spark):
 
 
 def test_distributor_rank_error_raises_its_traceback_on_driver(spark):
-    with pytest.raises(RankFailedError, match=r"Rank 1 failed first, with ValueError: boom on rank 1") as info:
+    with pytest.raises(
+        RankFailedError, match=r"Rank 1 failed first, with ValueError: boom on rank 1"
+    ) as info:
         Distributor(2).run(workloads.raise_on_rank, 1)
     assert info.value.rank == 1
     assert info.value.error_type == "ValueError"
-    assert 'in raise_on_rank\n    raise ValueError(f"boom on rank {ctx.rank}")' in info.value.remote_traceback
+    assert (
+        'in raise_on_rank\n    raise ValueError(f"boom on rank {ctx.rank}")'
+        in info.value.remote_traceback
+    )
 
 
 def test_distributor_sigkilled_rank_fails_fast_without_orphans(spark, pid_folder):
     start = time.monotonic()
-    with pytest.raises(RankFailedError, match="rank 1's process .* was killed by signal SIGKILL"):
+    with pytest.raises(
+        RankFailedError, match="rank 1's process .* was killed by signal SIGKILL"
+    ):
         Distributor(2).run(workloads.kill_rank_one, pid_folder)
     assert time.monotonic() - start < 60
     assert workloads.wait_until_gone(pid_folder) == []
@@ -74,9 +83,13 @@ def test_distributor_local_mode_timeout_ends_hung_ranks(pid_folder):
 
 
 def test_distributor_retry_resubmits_with_attempt_count(spark, tmp_path):
-    attempt = Distributor(2, max_retries=1, checkpoint_dir=str(tmp_path)).run(workloads.fail_first_attempt)
+    attempt = Distributor(2, max_retries=1, checkpoint_dir=str(tmp_path)).run(
+        workloads.fail_first_attempt
+    )
     assert attempt == 1
-    assert (tmp_path / "attempt-0-rank-1").exists() and (tmp_path / "attempt-1-rank-0").exists()
+    assert (tmp_path / "attempt-0-rank-1").exists() and (
+        tmp_path / "attempt-1-rank-0"
+    ).exists()
 
 
 def test_distributor_without_retries_raises_first_failure(spark, tmp_path):
@@ -86,7 +99,10 @@ def test_distributor_without_retries_raises_first_failure(spark, tmp_path):
 
 def test_distributor_too_many_slots_fails_in_seconds(spark):
     start = time.monotonic()
-    with pytest.raises(ValueError, match=r"num_slots=3, but only 2 task slots are available \(local\[2\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_slots=3, but only 2 task slots are available \(local\[2\]",
+    ):
         Distributor(3).run(workloads.rank_info)
     assert time.monotonic() - start < 10
 
@@ -100,13 +116,20 @@ def test_distributor_streams_logs_tagged_by_rank(spark, capsys):
 
 
 def test_distributor_unpicklable_value_is_a_clear_error():
-    with pytest.raises(RankFailedError, match="return value on rank 0 cannot be pickled"):
+    with pytest.raises(
+        RankFailedError, match="return value on rank 0 cannot be pickled"
+    ):
         Distributor(1, local_mode=True).run(workloads.unpicklable_value)
 
 
 def test_distributor_shards_a_dataframe_on_executors(spark):
-    df = spark.createDataFrame([(i, [float(i), 2.0 * i], i % 2) for i in range(10)], "id long, x array<double>, y int")
-    summaries = Distributor(2, return_ranks="all").run(workloads.shard_summary, df=df.repartition(3))
+    df = spark.createDataFrame(
+        [(i, [float(i), 2.0 * i], i % 2) for i in range(10)],
+        "id long, x array<double>, y int",
+    )
+    summaries = Distributor(2, return_ranks="all").run(
+        workloads.shard_summary, df=df.repartition(3)
+    )
     assert sorted(summaries[0]["ids"] + summaries[1]["ids"]) == list(range(10))
     assert abs(summaries[0]["rows"] - summaries[1]["rows"]) <= 2
     assert summaries[0]["x_shape"] == (summaries[0]["rows"], 2)
@@ -115,22 +138,34 @@ def test_distributor_shards_a_dataframe_on_executors(spark):
 
 
 def test_distributor_local_mode_shards_a_dataframe(spark):
-    df = spark.createDataFrame([(i, [float(i), 1.0], 1) for i in range(6)], "id long, x array<double>, y int")
-    summaries = Distributor(2, local_mode=True, return_ranks="all").run(workloads.shard_summary, df)
+    df = spark.createDataFrame(
+        [(i, [float(i), 1.0], 1) for i in range(6)], "id long, x array<double>, y int"
+    )
+    summaries = Distributor(2, local_mode=True, return_ranks="all").run(
+        workloads.shard_summary, df
+    )
     assert sorted(summaries[0]["ids"] + summaries[1]["ids"]) == list(range(6))
 
 
 def test_distributor_empty_shard_says_how_to_fix(spark):
     df = spark.createDataFrame([(1, [1.0], 1)], "id long, x array<double>, y int")
-    with pytest.raises(RankFailedError, match=r"shard of the DataFrame is empty.*fewer slots"):
+    with pytest.raises(
+        RankFailedError, match=r"shard of the DataFrame is empty.*fewer slots"
+    ):
         Distributor(2).run(workloads.shard_summary, df)
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"num_slots": 0}, r"num_slots must be a positive integer. Received: num_slots=0"),
-        ({"num_slots": 2, "return_ranks": "last"}, r"return_ranks must be one of .* Received: return_ranks='last'"),
+        (
+            {"num_slots": 0},
+            r"num_slots must be a positive integer. Received: num_slots=0",
+        ),
+        (
+            {"num_slots": 2, "return_ranks": "last"},
+            r"return_ranks must be one of .* Received: return_ranks='last'",
+        ),
         ({"num_slots": 2, "max_retries": -1}, r"max_retries must be an integer >= 0"),
         ({"num_slots": 2, "timeout": 0}, r"timeout must be a positive number"),
     ],
@@ -146,7 +181,7 @@ def test_preflight_rejects_dynamic_allocation():
             return "true" if key == "spark.dynamicAllocation.enabled" else default
 
     class FakeSpark:
-        class sparkContext:  # noqa: N801 - mimics SparkSession.sparkContext
+        class sparkContext:
             @staticmethod
             def getConf():
                 return Conf()

@@ -16,7 +16,10 @@ def rank_info(ctx):
         "local_rank": ctx.local_rank,
         "attempt": ctx.attempt,
         "run_id": ctx.run_id,
-        "env": {key: os.environ.get(key) for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG")},
+        "env": {
+            key: os.environ.get(key)
+            for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG")
+        },
         "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "gpus": ctx.gpus,
         "pid": os.getpid(),
@@ -101,7 +104,9 @@ def torch_ddp_train(ctx, steps=8):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    weights = [parameter.detach().numpy().copy() for parameter in model.module.parameters()]
+    weights = [
+        parameter.detach().numpy().copy() for parameter in model.module.parameters()
+    ]
     dist.destroy_process_group()
     return {"rank": ctx.rank, "losses": losses, "weights": weights}
 
@@ -130,8 +135,15 @@ def keras_mwms_train(ctx=None, steps=6, results_dir=None):
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x @ np.array([1.0, -2.0, 3.0, 0.5], dtype="float32") + 0.25).astype("float32")
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64).repeat().with_options(options)
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF
+    )
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(64)
+        .repeat()
+        .with_options(options)
+    )
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     def replica_step(features, labels):
@@ -148,7 +160,11 @@ def keras_mwms_train(ctx=None, steps=6, results_dir=None):
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
     losses = [float(train_step(next(iterator))) for _ in range(steps)]
-    result = {"rank": rank, "losses": losses, "weights": [np.array(weight) for weight in model.get_weights()]}
+    result = {
+        "rank": rank,
+        "losses": losses,
+        "weights": [np.array(weight) for weight in model.get_weights()],
+    }
     if results_dir:
         with open(os.path.join(results_dir, f"rank-{rank}.pkl"), "wb") as sink:
             pickle.dump(result, sink)
@@ -169,7 +185,8 @@ def live_processes(pid_folder):
     """The recorded rank processes that still exist (zombies count as gone)."""
     alive = []
     for name in os.listdir(pid_folder):
-        pid = int(open(os.path.join(pid_folder, name)).read())
+        with open(os.path.join(pid_folder, name)) as source:
+            pid = int(source.read())
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 if stat.read().split(") ", 1)[1].startswith("Z"):
