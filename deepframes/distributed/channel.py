@@ -1,4 +1,4 @@
-"""The driver's log and failure channel: ranks stream tagged lines to it over TCP.
+"""The driver's channel: ranks meet there (rendezvous) and stream tagged lines to it over TCP.
 
 Each connection proves it knows the run's secret (HMAC of a server nonce) before anything it sends
 is read; messages are length-prefixed JSON, never pickles, so a stray client cannot run code.
@@ -63,6 +63,41 @@ def _read_message(sock: socket.socket) -> dict[str, Any]:
     return json.loads(_read_exact(sock, size))
 
 
+class _EndpointBoard:
+    """Collects every rank's endpoint, then answers all ranks alike: the full list, or ``None``
+    (use Spark's allGather instead) once any rank gave up waiting. One decision for everyone."""
+
+    def __init__(self, world_size: int) -> None:
+        self._world_size = world_size
+        self._lock = threading.Lock()
+        self._entries: dict[int, str] = {}
+        self._waiting: list[socket.socket] = []
+        self._decision: dict[str, Any] | None = None
+
+    def post(self, rank: int, endpoint: str, connection: socket.socket) -> None:
+        with self._lock:
+            self._entries[rank] = endpoint
+            self._waiting.append(connection)
+            if self._decision is None and len(self._entries) == self._world_size:
+                ordered = [self._entries[index] for index in range(self._world_size)]
+                self._decide({"kind": "endpoints", "endpoints": ordered})
+            elif self._decision is not None:
+                _send_message(connection, self._decision)
+
+    def abandon(self) -> None:
+        with self._lock:
+            if self._decision is None:
+                self._decide({"kind": "endpoints", "endpoints": None})
+
+    def _decide(self, decision: dict[str, Any]) -> None:
+        self._decision = decision
+        for connection in self._waiting:
+            try:
+                _send_message(connection, decision)
+            except OSError:
+                pass
+
+
 def print_line(message: dict[str, Any]) -> None:
     """Write a rank's line on the driver's matching stream, tagged ``[rank N]``.
 
@@ -87,10 +122,20 @@ class ChannelServer:
     True
     >>> received[0]["line"], received[0]["rank"]
     ('hello', 0)
+    >>> with ChannelServer("127.0.0.1", received.append, world_size=1) as server:
+    ...     with ChannelClient(server.address, rank=0) as client:
+    ...         client.gather("host|1|2|3", patience=5)
+    ['host|1|2|3']
     """
 
-    def __init__(self, host: str, on_message: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        host: str,
+        on_message: Callable[[dict[str, Any]], None],
+        world_size: int = 0,
+    ) -> None:
         self._on_message = on_message
+        self._board = _EndpointBoard(world_size)
         self._secret = os.urandom(32)
         self._listener = socket.create_server((host, 0))
         self._listener.settimeout(None)
@@ -138,13 +183,22 @@ class ChannelServer:
                     return
                 connection.settimeout(None)
                 while True:
-                    self._on_message(_read_message(connection))
+                    self._dispatch(_read_message(connection), connection)
         except (ConnectionError, OSError, ValueError):
             pass
         finally:
             with self._idle:
                 self._open_connections -= 1
                 self._idle.notify_all()
+
+    def _dispatch(self, message: dict[str, Any], connection: socket.socket) -> None:
+        kind = message.get("kind")
+        if kind == "endpoint":
+            self._board.post(int(message["rank"]), str(message["endpoint"]), connection)
+        elif kind == "abandon":
+            self._board.abandon()
+        else:
+            self._on_message(message)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every rank's connection has closed (its last lines are in); True if so."""
@@ -188,6 +242,29 @@ class ChannelClient:
                 _send_message(self._sock, {"rank": self.rank, **message})
             except OSError:
                 self._broken = True
+
+    def gather(self, endpoint: str, patience: float) -> list[str] | None:
+        """Every rank's ``endpoint`` in rank order, through the driver (Spark's allGather makes
+        a waiting task poll once a second). ``None`` means all ranks must use allGather: this one
+        could not post, or some rank did not post within ``patience`` seconds."""
+        self.send({"kind": "endpoint", "endpoint": endpoint})
+        if self._broken:
+            return None
+        try:
+            self._sock.settimeout(patience)
+            try:
+                reply = _read_message(self._sock)
+            except TimeoutError:
+                self.send({"kind": "abandon"})
+                self._sock.settimeout(None)
+                reply = _read_message(self._sock)
+            self._sock.settimeout(None)
+        except (OSError, ValueError) as error:
+            # Other ranks may already have the list: falling back alone would hang the run.
+            raise ConnectionError(
+                f"lost the driver's channel during the rendezvous: {error}"
+            ) from error
+        return reply["endpoints"]
 
     def send_line(self, stream: str, line: str) -> None:
         self.send({"kind": "line", "stream": stream, "line": line})

@@ -18,11 +18,13 @@ _CANCEL_GRACE_S = 30.0
 _LAST_LINES_S = 2.0
 
 
-def open_channel(spark: Any, monitor: RunMonitor) -> ChannelServer | None:
+def open_channel(
+    spark: Any, monitor: RunMonitor, world_size: int
+) -> ChannelServer | None:
     """The driver's log channel, or None (with a warning saying why) when it cannot open."""
     host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
     try:
-        return ChannelServer(host, monitor.on_message)
+        return ChannelServer(host, monitor.on_message, world_size)
     except OSError as error:
         logger.warning(
             "The log channel could not open on %s (%s): training runs, and the ranks' output stays in "
@@ -71,7 +73,7 @@ def run_attempt(
 ) -> dict[int, bytes]:
     """Run one attempt; returns ``{rank: pickled value}`` or raises :class:`RankFailedError`."""
     monitor = RunMonitor()
-    server = open_channel(spark, monitor)
+    server = open_channel(spark, monitor, config.world_size)
     if server is not None:
         config = _with_channel(config, server)
     job = BarrierJob(spark, frame, config)

@@ -17,6 +17,8 @@ from .rendezvous import Endpoint, rank_context, reserve_endpoint
 from .shard import empty_shard_error, write_shard
 
 RESULT_SCHEMA = "rank int, chunk binary"
+# How long a rank waits at the driver for the others' endpoints before all fall back to allGather.
+_RENDEZVOUS_PATIENCE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,7 @@ def _run_rank(
     host = barrier.getTaskInfos()[rank].address.rsplit(":", 1)[0]
     endpoint, held = reserve_endpoint(host, rank)
     try:
-        endpoints = [
-            Endpoint.from_wire(text) for text in barrier.allGather(endpoint.to_wire())
-        ]
+        endpoints = _gather_endpoints(barrier, client, endpoint)
         gpus = _task_gpus(config, barrier) if config.use_gpu else ()
         shard = (shard_path, shard_rows)
         threads = int(barrier.cpus())
@@ -140,6 +140,18 @@ def _run_rank(
         for sock in held:
             sock.close()
     return process.wait()
+
+
+def _gather_endpoints(
+    barrier: Any, client: ChannelClient | None, endpoint: Endpoint
+) -> list[Endpoint]:
+    wire = endpoint.to_wire()
+    gathered = (
+        client.gather(wire, _RENDEZVOUS_PATIENCE_S) if client is not None else None
+    )
+    if gathered is None:
+        gathered = barrier.allGather(wire)
+    return [Endpoint.from_wire(text) for text in gathered]
 
 
 def _task_gpus(config: RunConfig, barrier: Any) -> tuple[str, ...]:

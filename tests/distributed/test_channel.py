@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 
 from deepframes.distributed import Distributor, channel, cluster
 from deepframes.distributed.channel import ChannelClient, ChannelServer
@@ -23,6 +24,32 @@ def test_channel_delivers_lines_from_clients_with_the_secret():
     ]
 
 
+def test_channel_rendezvous_gives_every_rank_the_list_in_rank_order():
+    with (
+        ChannelServer("127.0.0.1", print, world_size=2) as server,
+        ChannelClient(server.address, 1) as one,
+        ChannelClient(server.address, 0) as zero,
+    ):
+        results = {}
+        thread = threading.Thread(
+            target=lambda: results.update(one=one.gather("b", 10))
+        )
+        thread.start()
+        results["zero"] = zero.gather("a", 10)
+        thread.join()
+    assert results == {"zero": ["a", "b"], "one": ["a", "b"]}
+
+
+def test_channel_rendezvous_falls_back_for_all_when_a_rank_is_missing():
+    with (
+        ChannelServer("127.0.0.1", print, world_size=2) as server,
+        ChannelClient(server.address, 0) as zero,
+        ChannelClient(server.address, 1) as late,
+    ):
+        assert zero.gather("a", patience=0.3) is None
+        assert late.gather("b", patience=10) is None
+
+
 def test_channel_ignores_clients_with_a_wrong_secret(caplog):
     received = []
     with ChannelServer("127.0.0.1", received.append) as server:
@@ -36,7 +63,7 @@ def test_channel_ignores_clients_with_a_wrong_secret(caplog):
 
 
 def test_distributor_runs_without_channel_and_warns(spark, monkeypatch, caplog):
-    def refuse(host, on_message):
+    def refuse(*args):
         raise OSError("no port for you")
 
     monkeypatch.setattr(cluster, "ChannelServer", refuse)
