@@ -41,7 +41,7 @@ def torch_train(ctx, df, epochs):
     return weights
 
 
-def keras_train(ctx, df, epochs):
+def keras_train(ctx, df, epochs, steps_per_epoch=30):
     """MultiWorkerMirroredStrategy with strategy.run: Keras 3's model.fit fails under it."""
     import keras
     import tensorflow as tf
@@ -64,9 +64,10 @@ def keras_train(ctx, df, epochs):
         with tf.GradientTape() as tape:
             predictions = model(tf.cast(features, "float32"), training=True)[:, 0]
             loss = tf.reduce_mean((predictions - tf.cast(labels, "float32")) ** 2)
-        gradients = tape.gradient(
-            loss / strategy.num_replicas_in_sync, model.trainable_variables
-        )
+            scaled = (
+                loss / strategy.num_replicas_in_sync
+            )  # gradients are summed over ranks
+        gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
@@ -75,11 +76,11 @@ def keras_train(ctx, df, epochs):
         losses = strategy.run(replica_step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
 
+    # Every rank must run the same number of steps, whatever its shard's size: repeat, then take.
+    batches = iter(strategy.experimental_distribute_dataset(dataset.repeat()))
     for epoch in range(epochs):
-        # Every rank must run the same number of steps: take the smallest shard's batch count.
-        steps = shard.num_rows // 32
-        for batch in strategy.experimental_distribute_dataset(dataset.take(steps)):
-            loss = train_step(batch)
+        for _ in range(steps_per_epoch):
+            loss = train_step(next(batches))
         print(f"epoch {epoch}: loss {float(loss):.4f}")
     return model.get_weights()[0][:, 0]
 

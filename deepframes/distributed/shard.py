@@ -107,7 +107,10 @@ class DataFrameShard:
         tensors = self._feature_tensors(features, label)
         parts = tensors if isinstance(tensors, tuple) else (tensors,)
         dataset = TensorDataset(
-            *(torch.from_numpy(np.ascontiguousarray(part)) for part in parts)
+            *(
+                torch.from_numpy(np.require(part, requirements=["C", "W"]))
+                for part in parts
+            )
         )
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
 
