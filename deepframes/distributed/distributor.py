@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import pickle
 import tempfile
 import uuid
@@ -46,8 +47,9 @@ class Distributor:
     return_ranks : {"first", "all"}
         Return rank 0's value, or a list of every rank's value in rank order.
     checkpoint_dir : str, optional
-        ``ctx.checkpoint_dir``; defaults to a new temporary folder on the driver, which ranks see
-        only on one machine. On a real cluster pass shared storage (a mounted or object-store path).
+        ``ctx.checkpoint_dir``; defaults to a temporary folder on the driver, removed when ``run``
+        returns (it serves retries within the run) and seen only by ranks on the driver's
+        machine. On a real cluster pass shared storage (a mounted or object-store path).
     gpu_resource : str
         Spark's name for the GPU resource.
 
@@ -118,30 +120,29 @@ class Distributor:
         payload = _pickle_call(fn, args, kwargs)
         spark = self._session(df)
         run_id = uuid.uuid4().hex[:12]
-        checkpoint_dir = self.checkpoint_dir or tempfile.mkdtemp(
-            prefix=f"deepframes-{run_id}-checkpoints-"
-        )
-        base = RunConfig(
-            run_id=run_id,
-            attempt=0,
-            world_size=self.num_slots,
-            payload=payload,
-            wants_ctx=_wants_context(fn),
-            checkpoint_dir=checkpoint_dir,
-            channel=None,
-            use_gpu=self.use_gpu,
-            gpus_per_slot=self.gpus_per_slot,
-            gpu_resource=self.gpu_resource,
-            return_all=self.return_ranks == "all",
-            max_result_bytes=_MAX_RESULT_BYTES,
-            has_shard=df is not None,
-        )
-        launch = (
-            self._local_launcher(spark, df, base)
-            if self.local_mode
-            else self._cluster_launcher(spark, df)
-        )
-        values = self._with_retries(launch, base)
+        with tempfile.TemporaryDirectory(prefix=f"deepframes-{run_id}-") as scratch:
+            checkpoint_dir = self.checkpoint_dir or os.path.join(scratch, "checkpoints")
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            base = RunConfig(
+                run_id=run_id,
+                attempt=0,
+                world_size=self.num_slots,
+                payload=payload,
+                wants_ctx=_wants_context(fn),
+                checkpoint_dir=checkpoint_dir,
+                channel=None,
+                use_gpu=self.use_gpu,
+                gpus_per_slot=self.gpus_per_slot,
+                gpu_resource=self.gpu_resource,
+                return_all=self.return_ranks == "all",
+                max_result_bytes=_MAX_RESULT_BYTES,
+                has_shard=df is not None,
+            )
+            if self.local_mode:
+                launch = self._local_launcher(spark, df, scratch)
+            else:
+                launch = self._cluster_launcher(spark, df)
+            values = self._with_retries(launch, base)
         decoded = {rank: pickle.loads(value) for rank, value in values.items()}
         if self.return_ranks == "all":
             return [decoded.get(rank) for rank in range(self.num_slots)]
@@ -184,7 +185,7 @@ class Distributor:
         return lambda config: run_attempt(spark, frame, config, self.timeout)
 
     def _local_launcher(
-        self, spark: Any, df: Any, base: RunConfig
+        self, spark: Any, df: Any, scratch: str
     ) -> Callable[[RunConfig], dict[int, bytes]]:
         from .local import local_gpus, run_local_attempt, write_local_shards
 
@@ -195,11 +196,7 @@ class Distributor:
         )
         shards = None
         if df is not None:
-            shards = write_local_shards(
-                df,
-                self.num_slots,
-                tempfile.mkdtemp(prefix=f"deepframes-{base.run_id}-"),
-            )
+            shards = write_local_shards(df, self.num_slots, scratch)
         return lambda config: run_local_attempt(config, shards, gpus, self.timeout)
 
     def _session(self, df: Any) -> Any:
