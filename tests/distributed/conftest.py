@@ -34,7 +34,8 @@ def gpu_discovery_script(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def gpu_cluster_spark(spark_sessions, gpu_discovery_script: str) -> SparkSession:
-    """One executor with 2 cores and 2 (fake) GPUs; each task asks for one GPU."""
+    """One executor with 2 cores and 2 (fake) GPUs; each task asks for one GPU. The executor's
+    CUDA_VISIBLE_DEVICES is pre-set, as a container runtime would, so Spark's addresses index it."""
     return spark_sessions.get(
         GPU_MASTER,
         **{
@@ -42,5 +43,6 @@ def gpu_cluster_spark(spark_sessions, gpu_discovery_script: str) -> SparkSession
             "spark.worker.resource.gpu.discoveryScript": gpu_discovery_script,
             "spark.executor.resource.gpu.amount": "2",
             "spark.task.resource.gpu.amount": "1",
+            "spark.executorEnv.CUDA_VISIBLE_DEVICES": "5,7",
         },
     )

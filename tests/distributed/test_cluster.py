@@ -93,7 +93,8 @@ def test_cluster_shards_a_dataframe(cluster_spark):
 
 def test_cluster_fake_gpus_are_distinct_per_rank(gpu_cluster_spark):
     infos = Distributor(2, use_gpu=True, return_ranks="all").run(workloads.rank_info)
-    assert sorted(info["cuda"] for info in infos) == ["0", "1"]
+    # Spark assigned addresses 0 and 1: entries 0 and 1 of the executor's CUDA_VISIBLE_DEVICES.
+    assert sorted(info["cuda"] for info in infos) == ["5", "7"]
     assert [info["gpus"] for info in infos] == [(info["cuda"],) for info in infos]
 
 

@@ -20,6 +20,7 @@ def test_distributor_torch_ddp_trains_identically(spark):
 def test_distributor_keras_multi_worker_mirrored_trains_identically(spark):
     results = Distributor(2, return_ranks="all").run(workloads.keras_mwms_train)
     workloads.assert_trained_identically(results)
+    assert [result["cluster_workers"] for result in results] == [2, 2]
 
 
 def test_distributor_local_mode_torch_ddp_trains_identically():

@@ -162,6 +162,7 @@ def keras_mwms_train(ctx=None, steps=6, results_dir=None):
     losses = [float(train_step(next(iterator))) for _ in range(steps)]
     result = {
         "rank": rank,
+        "cluster_workers": ctx.cluster_spec.num_tasks("worker") if ctx else None,
         "losses": losses,
         "weights": [np.array(weight) for weight in model.get_weights()],
     }
