@@ -49,16 +49,26 @@ def _defer_package_init() -> None:
     sys.modules["deepframes"] = package
 
 
-def _call(spec: dict):
-    fn, args, kwargs = pickle.loads(spec["payload"])
-    context = spec["context"]
-    if spec["shard_path"] is not None or spec["wants_ctx"]:
+def _call(call, start: dict, wants_ctx: bool):
+    fn, args, kwargs = call
+    context = start["context"]
+    if start["shard_path"] is not None:
         from deepframes.distributed.shard import bind_shards
 
-        bind_shards(args, kwargs, spec["shard_path"], spec["shard_rows"], context.rank)
-    if spec["wants_ctx"]:
+        bind_shards(
+            args, kwargs, start["shard_path"], start["shard_rows"], context.rank
+        )
+    if wants_ctx:
         return fn(context, *args, **kwargs)
     return fn(*args, **kwargs)
+
+
+def _wait_for_start() -> dict:
+    try:
+        return pickle.load(sys.stdin.buffer)
+    except EOFError:
+        # The parent gave up before the rendezvous (another rank failed): nothing to run.
+        os._exit(0)
 
 
 def _encode_value(value, spec: dict) -> dict:
@@ -69,7 +79,7 @@ def _encode_value(value, spec: dict) -> dict:
     except Exception as error:  # noqa: BLE001 - pickle raises many types for one cause
         return _failure(
             TypeError(
-                f"fn's return value on rank {spec['context'].rank} cannot be pickled "
+                f"fn's return value on rank {spec['rank']} cannot be pickled "
                 f"({type(value).__name__}: {error}). Return plain values (numbers, NumPy arrays, "
                 "a state_dict moved to CPU) or save the model under ctx.checkpoint_dir and return its path."
             )
@@ -78,7 +88,7 @@ def _encode_value(value, spec: dict) -> dict:
     if len(data) > limit:
         return _failure(
             ValueError(
-                f"fn's return value on rank {spec['context'].rank} is {len(data):,} bytes pickled; the "
+                f"fn's return value on rank {spec['rank']} is {len(data):,} bytes pickled; the "
                 f"limit is {limit:,}. Save large results under ctx.checkpoint_dir and return the path."
             )
         )
@@ -107,7 +117,11 @@ def main(spec_path: str, result_path: str, parent_pid: int) -> None:
     with open(spec_path, "rb") as source:
         spec = pickle.load(source)
     try:
-        outcome = _encode_value(_call(spec), spec)
+        # Loading fn imports its modules while the parent is still at the rendezvous.
+        call = pickle.loads(spec["payload"])
+        start = _wait_for_start()
+        os.environ.update(start["environment"])
+        outcome = _encode_value(_call(call, start, spec["wants_ctx"]), spec)
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the driver
         outcome = _failure(error)
     with open(result_path + ".tmp", "wb") as sink:

@@ -14,7 +14,7 @@ from .errors import RankFailedError, RunMonitor
 from .process import RankOutcome, RankProcess
 from .rendezvous import reserve_endpoint
 from .shard import empty_shard_error, write_shard
-from .task import RunConfig, start_rank
+from .task import RunConfig, context_for, start_rank
 
 _RANK_COLUMN = "__deepframes_rank"
 _LOCAL_HOST = "127.0.0.1"
@@ -95,38 +95,38 @@ def _start_ranks(
     workdir: str,
     monitor: RunMonitor,
 ) -> list[RankProcess]:
-    reserved = [
-        reserve_endpoint(_LOCAL_HOST, rank) for rank in range(config.world_size)
-    ]
-    endpoints = [endpoint for endpoint, _ in reserved]
     threads = max(1, (os.cpu_count() or 1) // config.world_size)
-    processes = []
+    per_slot = config.gpus_per_slot
+    rank_gpus = [
+        tuple(gpus[rank * per_slot : (rank + 1) * per_slot])
+        for rank in range(config.world_size)
+    ]
+    processes: list[RankProcess] = []
     try:
         for rank in range(config.world_size):
-            rank_gpus = tuple(
-                gpus[rank * config.gpus_per_slot : (rank + 1) * config.gpus_per_slot]
-            )
-            shard = shards[rank] if shards else (None, 0)
             processes.append(
                 start_rank(
-                    config,
-                    rank,
-                    endpoints,
-                    rank_gpus,
-                    shard,
-                    workdir,
-                    threads,
-                    monitor.on_line,
+                    config, rank, rank_gpus[rank], workdir, threads, monitor.on_line
                 )
             )
+        reserved = [
+            reserve_endpoint(_LOCAL_HOST, rank) for rank in range(config.world_size)
+        ]
+        endpoints = [endpoint for endpoint, _ in reserved]
+        try:
+            for rank, process in enumerate(processes):
+                shard = shards[rank] if shards else (None, 0)
+                process.begin(
+                    context_for(config, rank, endpoints, rank_gpus[rank]), *shard
+                )
+        finally:
+            for _, held in reserved:
+                for sock in held:
+                    sock.close()
     except BaseException:
         for process in processes:
             process.kill()
         raise
-    finally:
-        for _, held in reserved:
-            for sock in held:
-                sock.close()
     return processes
 
 

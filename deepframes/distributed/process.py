@@ -72,14 +72,16 @@ def _describe_exit(code: int) -> str:
 class RankProcess:
     """A started rank: ``fn`` runs in a fresh Python process in its own process group.
 
-    The spec is the call to make: ``payload`` (cloudpickled ``(fn, args, kwargs)``), ``context``,
-    ``wants_ctx``, ``shard_path``/``shard_rows``, ``return_value`` and ``max_result_bytes``.
+    The process starts before the rendezvous and loads ``fn`` (importing what it needs) meanwhile;
+    :meth:`begin` then hands it its context and shard, and ``fn`` runs. The spec is the call to
+    make: ``payload`` (cloudpickled ``(fn, args, kwargs)``), ``rank``, ``wants_ctx``,
+    ``return_value`` and ``max_result_bytes``.
     """
 
     def __init__(
         self, spec: dict[str, Any], workdir: str, env: dict[str, str], on_line: LineSink
     ) -> None:
-        self.rank = spec["context"].rank
+        self.rank = spec["rank"]
         spec_path = os.path.join(workdir, f"rank-{self.rank}.spec")
         self._result_path = os.path.join(workdir, f"rank-{self.rank}.result")
         with open(spec_path, "wb") as sink:
@@ -94,7 +96,7 @@ class RankProcess:
                 self._result_path,
                 str(os.getpid()),
             ],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -118,6 +120,24 @@ class RankProcess:
             self._tail.append(line)
             on_line(self.rank, name, line)
         stream.close()
+
+    def begin(
+        self, context: RankContext, shard_path: str | None, shard_rows: int
+    ) -> None:
+        """Hand the rank its context (and rendezvous environment) and shard: ``fn`` starts."""
+        start = {
+            "context": context,
+            "environment": context.environment(),
+            "shard_path": shard_path,
+            "shard_rows": shard_rows,
+        }
+        try:
+            self._process.stdin.write(
+                pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL)
+            )
+            self._process.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass  # the process already ended: wait() reports how
 
     @property
     def pid(self) -> int:
@@ -168,11 +188,15 @@ class RankProcess:
 
 
 def child_environment(
-    context: RankContext, cpu_threads: int | None = None
+    gpus: tuple[str, ...], cpu_threads: int | None = None
 ) -> dict[str, str]:
-    """This process's environment plus the rendezvous; imports as this process does."""
+    """This process's environment with the rank's GPUs; the child imports as this process does.
+
+    ``CUDA_VISIBLE_DEVICES`` is set here, before the child imports anything; the rendezvous
+    variables follow with :meth:`RankProcess.begin`.
+    """
     env = dict(os.environ)
-    env.update(context.environment())
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     env["PYTHONUNBUFFERED"] = "1"
     if cpu_threads:
@@ -182,21 +206,17 @@ def child_environment(
 
 def make_spec(
     payload: bytes,
-    context: RankContext,
     *,
+    rank: int,
     wants_ctx: bool,
     return_value: bool,
     max_result_bytes: int,
-    shard_path: str | None = None,
-    shard_rows: int = 0,
 ) -> dict[str, Any]:
     """The call a rank process makes (see :class:`RankProcess`)."""
     return {
         "payload": payload,
-        "context": context,
+        "rank": rank,
         "wants_ctx": wants_ctx,
         "return_value": return_value,
         "max_result_bytes": max_result_bytes,
-        "shard_path": shard_path,
-        "shard_rows": shard_rows,
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .channel import ChannelAddress, ChannelClient
+from .context import RankContext
 from .gpus import rank_gpus
 from .process import LineSink, RankOutcome, RankProcess, child_environment, make_spec
 from .rendezvous import Endpoint, rank_context, reserve_endpoint
@@ -43,15 +44,27 @@ class RunConfig:
 def start_rank(
     config: RunConfig,
     rank: int,
-    endpoints: list[Endpoint],
     gpus: tuple[str, ...],
-    shard: tuple[str | None, int],
     workdir: str,
     threads: int,
     on_line: LineSink,
 ) -> RankProcess:
-    """Start ``rank``'s process once the rendezvous is known (on an executor or, locally, here)."""
-    context = rank_context(
+    """Start ``rank``'s process (on an executor or, locally, here); it loads ``fn`` meanwhile."""
+    spec = make_spec(
+        config.payload,
+        rank=rank,
+        wants_ctx=config.wants_ctx,
+        return_value=config.return_all or rank == 0,
+        max_result_bytes=config.max_result_bytes,
+    )
+    return RankProcess(spec, workdir, child_environment(gpus, threads), on_line)
+
+
+def context_for(
+    config: RunConfig, rank: int, endpoints: list[Endpoint], gpus: tuple[str, ...]
+) -> RankContext:
+    """``rank``'s context in this attempt, once every rank's endpoint is known."""
+    return rank_context(
         rank,
         endpoints,
         attempt=config.attempt,
@@ -59,16 +72,6 @@ def start_rank(
         checkpoint_dir=config.checkpoint_dir,
         gpus=gpus,
     )
-    spec = make_spec(
-        config.payload,
-        context,
-        wants_ctx=config.wants_ctx,
-        return_value=config.return_all or rank == 0,
-        max_result_bytes=config.max_result_bytes,
-        shard_path=shard[0],
-        shard_rows=shard[1],
-    )
-    return RankProcess(spec, workdir, child_environment(context, threads), on_line)
 
 
 class RankFailure(RuntimeError):
@@ -113,33 +116,37 @@ def _run_rank(
     workdir: str,
     client: ChannelClient | None,
 ) -> RankOutcome:
-    shard_path = os.path.join(workdir, "shard.arrow") if config.has_shard else None
-    shard_rows = (
-        write_shard(batches, shard_path) if shard_path else sum(1 for _ in batches)
+    gpus = _task_gpus(config, barrier) if config.use_gpu else ()
+    process = start_rank(
+        config, rank, gpus, workdir, int(barrier.cpus()), _line_sink(client)
     )
-    if shard_path and shard_rows == 0:
-        error = empty_shard_error(rank, config.world_size)
-        return RankOutcome(
-            rank,
-            ok=False,
-            error_type="ValueError",
-            message=str(error),
-            traceback=str(error),
-        )
-    host = barrier.getTaskInfos()[rank].address.rsplit(":", 1)[0]
-    endpoint, held = reserve_endpoint(host, rank)
+    begun = False
     try:
-        endpoints = _gather_endpoints(barrier, client, endpoint)
-        gpus = _task_gpus(config, barrier) if config.use_gpu else ()
-        shard = (shard_path, shard_rows)
-        threads = int(barrier.cpus())
-        process = start_rank(
-            config, rank, endpoints, gpus, shard, workdir, threads, _line_sink(client)
+        shard_path = os.path.join(workdir, "shard.arrow") if config.has_shard else None
+        shard_rows = (
+            write_shard(batches, shard_path) if shard_path else sum(1 for _ in batches)
         )
+        if shard_path and shard_rows == 0:
+            error = str(empty_shard_error(rank, config.world_size))
+            return RankOutcome(
+                rank, ok=False, error_type="ValueError", message=error, traceback=error
+            )
+        host = barrier.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        endpoint, held = reserve_endpoint(host, rank)
+        try:
+            endpoints = _gather_endpoints(barrier, client, endpoint)
+            process.begin(
+                context_for(config, rank, endpoints, gpus), shard_path, shard_rows
+            )
+            begun = True
+        finally:
+            # The hand-off: the rank's process binds these ports only after it has begun.
+            for sock in held:
+                sock.close()
+        return process.wait()
     finally:
-        for sock in held:
-            sock.close()
-    return process.wait()
+        if not begun:
+            process.kill()
 
 
 def _gather_endpoints(
