@@ -5,7 +5,7 @@ Runs every contender once to warm Spark's Python workers up, then --runs times e
 and prints the median wall seconds and the ratio it is judged by (deepframes / TorchDistributor,
 target <= 0.25).
 
-    .venv/bin/python bench/distributor.py [--runs 3] [--json out.json]
+    .venv/bin/python bench/distributor.py [--runs 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def timed(run: Callable[[], float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     deepframes.session("local[2]")
@@ -81,15 +81,20 @@ def main() -> None:
     ratio = (
         medians["deepframes Distributor, torch"] / medians["PySpark TorchDistributor"]
     )
+    listed = {
+        name: ", ".join(f"{value:.1f}" for value in seconds[name]) for name in runs
+    }
+    width = max(len("runs s"), *(len(text) for text in listed.values()))
     print(
         f"\n2-rank all-reduce on local[2], {args.runs} runs each after one warm-up run"
     )
-    print(f"| {'contender':33} | {'warm-up s':>9} | {'runs s':>20} | {'median s':>8} |")
-    print(f"| {'-' * 33} | {'-' * 9}:| {'-' * 20}:| {'-' * 8}:|")
+    print(
+        f"| {'contender':33} | {'warm-up s':>9} | {'runs s':>{width}} | {'median s':>8} |"
+    )
+    print(f"| {'-' * 33} | {'-' * 8}: | {'-' * (width - 1)}: | {'-' * 7}: |")
     for name in runs:
-        listed = ", ".join(f"{value:.1f}" for value in seconds[name])
         print(
-            f"| {name:33} | {warm_up[name]:9.1f} | {listed:>20} | {medians[name]:8.2f} |"
+            f"| {name:33} | {warm_up[name]:9.1f} | {listed[name]:>{width}} | {medians[name]:8.2f} |"
         )
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(
