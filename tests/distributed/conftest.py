@@ -12,6 +12,20 @@ from pyspark.sql import SparkSession
 GPU_MASTER = "local-cluster[1,2,1024]"
 
 
+class FakeSpark:
+    """Stands in for a SparkSession where a check reads only settings."""
+
+    def __init__(self, conf: dict[str, str]) -> None:
+        self.sparkContext = self
+        self._conf = conf
+
+    def getConf(self) -> FakeSpark:
+        return self
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._conf.get(key, default)
+
+
 @pytest.fixture
 def pid_folder(tmp_path: Path) -> str:
     folder = tmp_path / "pids"

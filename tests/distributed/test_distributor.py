@@ -10,6 +10,7 @@ import pytest
 from deepframes.distributed import Distributor, RankFailedError
 from deepframes.distributed.preflight import check_dynamic_allocation
 from tests.distributed import workloads
+from tests.distributed.conftest import FakeSpark
 
 
 def test_distributor_torch_ddp_trains_identically(spark):
@@ -177,15 +178,5 @@ def test_distributor_rejects_bad_arguments(arguments, message):
 
 
 def test_preflight_rejects_dynamic_allocation():
-    class Conf:
-        def get(self, key, default=None):
-            return "true" if key == "spark.dynamicAllocation.enabled" else default
-
-    class FakeSpark:
-        class sparkContext:
-            @staticmethod
-            def getConf():
-                return Conf()
-
     with pytest.raises(ValueError, match="spark.dynamicAllocation.enabled is true"):
-        check_dynamic_allocation(FakeSpark())
+        check_dynamic_allocation(FakeSpark({"spark.dynamicAllocation.enabled": "true"}))
