@@ -182,7 +182,15 @@ class Distributor:
             frame = df.repartition(self.num_slots)
         else:
             frame = spark.range(0, self.num_slots, 1, self.num_slots)
-        return lambda config: run_attempt(spark, frame, config, self.timeout)
+
+        def launch(config: RunConfig) -> dict[int, bytes]:
+            if config.attempt:
+                # Tasks of the failed attempt may still be ending; Spark would otherwise retry
+                # the new barrier job's slot check every 15 s.
+                preflight.check_slots(spark, self.num_slots)
+            return run_attempt(spark, frame, config, self.timeout)
+
+        return launch
 
     def _local_launcher(
         self, spark: Any, df: Any, scratch: str
