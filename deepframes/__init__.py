@@ -15,6 +15,7 @@ from .blocks import map_rows as map_rows
 from .blocks import print_schema as print_schema
 from .blocks import reduce_blocks as reduce_blocks
 from .blocks import reduce_rows as reduce_rows
+from .distributed import Distributor as Distributor
 from .images import read_images as read_images
 from .inference import ImageFeaturizer as ImageFeaturizer
 from .inference import ImagePredictor as ImagePredictor
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BlockFunctionError",
+    "Distributor",
     "ImageFeaturizer",
     "ImagePredictor",
     "JavaNotFoundError",

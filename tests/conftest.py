@@ -27,18 +27,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class SparkSessions:
-    """Hands out the session for a master, stopping the running one when the master differs."""
+    """Hands out the session for a master (and extra settings), restarting Spark when they differ."""
 
-    def get(self, master: str) -> SparkSession:
+    def __init__(self) -> None:
+        self._conf: dict[str, str] = {}
+
+    def get(self, master: str, **conf: str) -> SparkSession:
         active = running_session()
-        if active is not None and active.sparkContext.master == master:
+        if active is not None and active.sparkContext.master == master and conf == self._conf:
             return active
         if active is not None:
             active.stop()
+        self._conf = dict(conf)
         # Executors import test helpers (pickled by reference) from the repository, as a user's
         # cluster would import their own modules shipped with --py-files.
         return deepframes.session(
-            master, app_name="deepframes-tests", **{"spark.executorEnv.PYTHONPATH": str(REPO_ROOT)}
+            master, app_name="deepframes-tests", **{"spark.executorEnv.PYTHONPATH": str(REPO_ROOT), **conf}
         )
 
     def stop(self) -> None:
