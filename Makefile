@@ -18,6 +18,7 @@ bench: setup
 	$(BIN)/python bench/featurize.py
 	$(BIN)/python bench/blocks.py
 	$(BIN)/python bench/matmul.py
+	$(BIN)/python bench/distributor.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python

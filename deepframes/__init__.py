@@ -1,47 +1,63 @@
 """deepframes: deep learning on Apache Spark DataFrames.
 
-Importing deepframes is cheap: it never imports TensorFlow, PyTorch or ONNX Runtime.
+Importing deepframes is cheap: names are imported on first use, so ``import deepframes`` loads
+neither PySpark's SQL layer nor TensorFlow, PyTorch or ONNX Runtime (a rank process of the
+``Distributor`` or the command line's ``--help`` starts at once).
 """
 
 from __future__ import annotations
 
-from ._java import JavaNotFoundError as JavaNotFoundError
-from .blocks import BlockFunctionError as BlockFunctionError
-from .blocks import aggregate as aggregate
-from .blocks import analyze as analyze
-from .blocks import append_shape as append_shape
-from .blocks import map_blocks as map_blocks
-from .blocks import map_rows as map_rows
-from .blocks import print_schema as print_schema
-from .blocks import reduce_blocks as reduce_blocks
-from .blocks import reduce_rows as reduce_rows
-from .distributed import Distributor as Distributor
-from .images import read_images as read_images
-from .inference import ImageFeaturizer as ImageFeaturizer
-from .inference import ImagePredictor as ImagePredictor
-from .inference import ModelTransformer as ModelTransformer
-from .inference import register_udf as register_udf
-from .session import session as session
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BlockFunctionError",
-    "Distributor",
-    "ImageFeaturizer",
-    "ImagePredictor",
-    "JavaNotFoundError",
-    "ModelTransformer",
-    "__version__",
-    "aggregate",
-    "analyze",
-    "append_shape",
-    "map_blocks",
-    "map_rows",
-    "print_schema",
-    "read_images",
-    "reduce_blocks",
-    "reduce_rows",
-    "register_udf",
-    "session",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "JavaNotFoundError": "._java",
+    "BlockFunctionError": ".blocks",
+    "aggregate": ".blocks",
+    "analyze": ".blocks",
+    "append_shape": ".blocks",
+    "map_blocks": ".blocks",
+    "map_rows": ".blocks",
+    "print_schema": ".blocks",
+    "reduce_blocks": ".blocks",
+    "reduce_rows": ".blocks",
+    "Distributor": ".distributed",
+    "read_images": ".images",
+    "ImageFeaturizer": ".inference",
+    "ImagePredictor": ".inference",
+    "ModelTransformer": ".inference",
+    "register_udf": ".inference",
+}
+
+# subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
+_SUBPACKAGES = ("apps", "blocks", "compat", "distributed", "engines", "images", "inference", "zoo")
+
+__all__ = sorted([*_EXPORTS, "__version__", "session"])
+
+# Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
+from .session import session as session  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._java import JavaNotFoundError as JavaNotFoundError
+    from .blocks import BlockFunctionError as BlockFunctionError
+    from .blocks import aggregate as aggregate
+    from .blocks import analyze as analyze
+    from .blocks import append_shape as append_shape
+    from .blocks import map_blocks as map_blocks
+    from .blocks import map_rows as map_rows
+    from .blocks import print_schema as print_schema
+    from .blocks import reduce_blocks as reduce_blocks
+    from .blocks import reduce_rows as reduce_rows
+    from .distributed import Distributor as Distributor
+    from .images import read_images as read_images
+    from .inference import ImageFeaturizer as ImageFeaturizer
+    from .inference import ImagePredictor as ImagePredictor
+    from .inference import ModelTransformer as ModelTransformer
+    from .inference import register_udf as register_udf
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBPACKAGES)

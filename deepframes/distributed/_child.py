@@ -5,14 +5,12 @@ and TensorFlow's and PyTorch's process-wide state is new on every attempt.
 """
 
 import ctypes
-import importlib.util
 import logging
 import os
 import pickle
 import signal
 import sys
 import traceback
-import types
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,28 +23,6 @@ def _die_with_parent(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:
         os._exit(70)
-
-
-class _DeferredPackage(types.ModuleType):
-    """The ``deepframes`` package before its ``__init__`` has run; runs it on first attribute use."""
-
-    def __getattr__(self, name: str):
-        self.__class__ = types.ModuleType
-        self.__spec__.loader.exec_module(self)
-        return getattr(self, name)
-
-
-def _defer_package_init() -> None:
-    # The spec unpickles deepframes.distributed classes; importing them through `deepframes` would
-    # first load pyspark.sql, pandas and every stage (about a second), before fn can start.
-    if "deepframes" in sys.modules:
-        return
-    spec = importlib.util.find_spec("deepframes")
-    if spec is None or spec.loader is None:
-        return
-    package = importlib.util.module_from_spec(spec)
-    package.__class__ = _DeferredPackage
-    sys.modules["deepframes"] = package
 
 
 def _call(call, start: dict, wants_ctx: bool):
@@ -113,7 +89,6 @@ def main(spec_path: str, result_path: str, parent_pid: int) -> None:
             stream=sys.stderr,
             format="%(levelname)s %(name)s: %(message)s",
         )
-    _defer_package_init()
     with open(spec_path, "rb") as source:
         spec = pickle.load(source)
     try:

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from .images import ImageFeaturizer as ImageFeaturizer
-from .images import ImagePredictor as ImagePredictor
-from .sql import register_udf as register_udf
-from .transformer import ModelTransformer as ModelTransformer
+from typing import TYPE_CHECKING
 
-__all__ = ["ImageFeaturizer", "ImagePredictor", "ModelTransformer", "register_udf"]
+from .._lazy import lazy_attributes
+
+_EXPORTS = {
+    "ImageFeaturizer": ".images",
+    "ImagePredictor": ".images",
+    "ModelTransformer": ".transformer",
+    "register_udf": ".sql",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .images import ImageFeaturizer as ImageFeaturizer
+    from .images import ImagePredictor as ImagePredictor
+    from .sql import register_udf as register_udf
+    from .transformer import ModelTransformer as ModelTransformer
+
+# Imported on first use: zoo builds on model_spec and preprocess, and the stages build on zoo.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
