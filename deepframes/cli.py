@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .apps.errors import InputError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -96,6 +97,55 @@ def cmd_images(args: argparse.Namespace) -> None:
     _emit(args, payload, f"{header}\n{format_summary(summary)}")
 
 
+# Our own progress lines replace Spark's console progress bar, which would interleave with them.
+_QUIET = {"spark.ui.showConsoleProgress": "false"}
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _splits(text: str) -> tuple[float, ...]:
+    from .apps.study import parse_splits
+
+    try:
+        return parse_splits(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cmd_featurize(args: argparse.Namespace) -> None:
+    from .apps.featurize import featurize_images
+    from .session import session
+
+    result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
+                              label=None if args.label == "none" else args.label, spark=session(args.master))
+    classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
+    text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
+            f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
+            f"Classes: {classes or 'none (no labels)'}")
+    _emit(args, result.as_dict(), text)
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from .apps.study import run_study
+    from .session import session
+
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=args.splits,
+                       iterations=args.iterations, classifier=args.classifier, seed=args.seed,
+                       spark=session(args.master, **_QUIET), progress=_progress)
+    rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
+            for row in result.best[:10]]
+    text = "\n".join([
+        f"{result.num_trainings} trainings ({result.num_pairs} pairs) in {result.seconds:.1f} s "
+        f"({result.num_trainings / max(result.seconds, 1e-9):.1f} trainings/s).",
+        "Best split per pair, hardest first:", *rows,
+        f"Report: {result.out}/report.md (results.csv, plots/, models/)",
+    ])
+    _emit(args, result.as_dict(), text)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .apps.demo import run_demo
     from .images.summary import format_summary
@@ -137,6 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
     _common(images)
     images.set_defaults(handler=cmd_images)
 
+    featurize = commands.add_parser("featurize", help="image features, labels and paths to Parquet")
+    featurize.add_argument("images", nargs="+", metavar="IMAGES", help="folders, files or globs of images")
+    featurize.add_argument("--model", default="squeezenet1.1", help="named network (default: %(default)s)")
+    featurize.add_argument("--weights", help="weights file (the ONNX file for squeezenet1.1), or 'imagenet'")
+    featurize.add_argument("--label", default="filename",
+                           help="filename (Breed_N.jpg), folder, a regex with one group, or none")
+    featurize.add_argument("--out", required=True, help="Parquet folder to write")
+    _common(featurize)
+    featurize.set_defaults(handler=cmd_featurize)
+
+    study = commands.add_parser("study", help="binary classifiers per pair of classes over train/test splits")
+    study.add_argument("features", metavar="FEATURES", help="Parquet written by 'deepframes featurize'")
+    study.add_argument("--pairs", choices=["one-vs-one", "one-vs-rest"], default="one-vs-one")
+    study.add_argument("--classes", help="comma-separated classes to study (default: all)")
+    study.add_argument("--splits", type=_splits, default="0.1:0.9:0.1",
+                       help="train fractions, START:STOP:STEP or a list (default: %(default)s)")
+    study.add_argument("--iterations", type=int, default=100, help="max iterations per training")
+    study.add_argument("--classifier", choices=["svm", "logreg"], default="svm")
+    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--out", required=True, help="report folder to write")
+    _common(study)
+    study.set_defaults(handler=cmd_study)
+
     demo = commands.add_parser("demo", help="make a small image set, read it back, summarise")
     demo.add_argument("--out", default="deepframes-demo", help="output folder (default: %(default)s)")
     _common(demo)
@@ -163,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
+    except InputError as error:  # bad input: one line, exit 2, nothing written
+        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("deepframes: interrupted", file=sys.stderr)
         return 130
