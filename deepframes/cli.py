@@ -77,7 +77,7 @@ def cmd_images(args: argparse.Namespace) -> None:
     from .session import session
 
     started = time.perf_counter()
-    spark = session(args.master)
+    spark = session(args.master, **_QUIET)
     df = read_images(
         args.paths,
         label=args.label,
@@ -110,6 +110,9 @@ def _splits(text: str) -> tuple[float, ...]:
 
     try:
         return parse_splits(text)
+    except CommandError as error:
+        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except InputError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -119,7 +122,7 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     from .session import session
 
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
-                              label=None if args.label == "none" else args.label, spark=session(args.master))
+                              label=None if args.label == "none" else args.label, spark=session(args.master, **_QUIET))
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
             f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
@@ -144,6 +147,53 @@ def cmd_study(args: argparse.Namespace) -> None:
         f"Report: {result.out}/report.md (results.csv, plots/, models/)",
     ])
     _emit(args, result.as_dict(), text)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .apps.train import train_classifier
+    from .session import session
+
+    result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
+                              seed=args.seed, label=args.label, model=args.model, weights=args.weights,
+                              spark=session(args.master, **_QUIET))
+    text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
+            f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
+            f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
+    _emit(args, result.as_dict(), text)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .apps.predict import BreedPredictor, format_predictions
+    from .session import session
+
+    predictions = BreedPredictor(args.model_dir, session(args.master, **_QUIET)).predict_paths(args.images, top=args.top)
+    payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
+    _emit(args, payload, format_predictions(predictions))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    try:
+        import uvicorn
+
+        from .serve.app import create_app
+    except ImportError as error:
+        raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
+    from .serve.local import LocalPipeline
+    from .session import session
+
+    if args.max_mb <= 0:
+        raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
+    pipeline = LocalPipeline(args.model_dir, session(args.master, **_QUIET))
+    model_dir = str(Path(args.model_dir).resolve())
+    app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
+    url = f"http://{args.host}:{args.port}/"
+    payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode}
+    _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
+                         f"(API docs: {url}docs). Ctrl-C stops.")
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -210,6 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
     _common(study)
     study.set_defaults(handler=cmd_study)
 
+    train = commands.add_parser("train", help="a multiclass classifier saved as a PipelineModel")
+    train.add_argument("source", metavar="FEATURES|IMAGES", help="a features Parquet folder, or images")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--classifier", choices=["logreg", "mlp"], default="logreg")
+    train.add_argument("--test-fraction", type=float, default=0.2, help="held-out share of each class")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--label", default="filename", help="for images: filename, folder or a regex")
+    train.add_argument("--model", default="squeezenet1.1", help="for images: the featurizing network")
+    train.add_argument("--weights", help="for images: the network's weights file")
+    _common(train)
+    train.set_defaults(handler=cmd_train)
+
+    predict = commands.add_parser("predict", help="top classes with probabilities for images")
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
+    predict.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or globs")
+    predict.add_argument("--top", type=int, default=3, help="classes per image (default: %(default)s)")
+    _common(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    serve = commands.add_parser("serve", help="a web page and JSON API answering with the top breeds of a photo")
+    serve.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--max-mb", type=float, default=10, help="upload size limit in MB (default: %(default)s)")
+    _common(serve)
+    serve.set_defaults(handler=cmd_serve)
+
     demo = commands.add_parser("demo", help="make a small image set, read it back, summarise")
     demo.add_argument("--out", default="deepframes-demo", help="output folder (default: %(default)s)")
     _common(demo)
@@ -236,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
+    except CommandError as error:
+        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except InputError as error:  # bad input: one line, exit 2, nothing written
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
