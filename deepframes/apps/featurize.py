@@ -90,7 +90,7 @@ def read_labelled_images(
     Raises InputError when no image is left."""
     try:
         frame = read_images(images, label=label, size=size, spark=spark)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # no such path, no image files, a bad --label
         raise InputError(str(error)) from None
     frame = frame.cache()
     failed = frame.where(F.col("error").isNotNull()).select("path", "error").collect()

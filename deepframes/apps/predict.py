@@ -78,7 +78,7 @@ class BreedPredictor:
             raise InputError(f"--top must be a positive integer; got {top}.")
         try:
             images = read_images(paths, size=self.input_size, spark=self.spark).cache()
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ValueError) as error:  # no such path, no image files
             raise InputError(str(error)) from None
         failed = {row.path: row.error for row in images.where("error IS NOT NULL").select("path", "error").collect()}
         decoded = images.where("error IS NULL")
