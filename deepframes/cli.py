@@ -110,9 +110,6 @@ def _splits(text: str) -> tuple[float, ...]:
 
     try:
         return parse_splits(text)
-    except CommandError as error:
-        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
     except InputError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -141,8 +138,8 @@ def cmd_study(args: argparse.Namespace) -> None:
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
             for row in result.best[:10]]
     text = "\n".join([
-        f"{result.num_trainings} trainings ({result.num_pairs} pairs) in {result.seconds:.1f} s "
-        f"({result.num_trainings / max(result.seconds, 1e-9):.1f} trainings/s).",
+        (f"{result.num_trainings} trainings ({result.num_pairs} pairs) in {result.seconds:.1f} s "
+        f"({result.num_trainings / max(result.seconds, 1e-9):.1f} trainings/s)."),
         "Best split per pair, hardest first:", *rows,
         f"Report: {result.out}/report.md (results.csv, plots/, models/)",
     ])
@@ -207,8 +204,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     sql = "\n".join(f"  {row['path'].rsplit('/', 1)[-1]}: label {row['label']}, predicted {row['predicted']}"
                     for row in result.sql_predictions)
     text = "\n".join([
-        f"{result.num_images} images of {result.num_classes} classes ({result.images}), featurized with "
-        f"{result.network}, logistic regression: held-out accuracy {result.accuracy:.3f}.",
+        (f"{result.num_images} images of {result.num_classes} classes ({result.images}), featurized with "
+        f"{result.network}, logistic regression: held-out accuracy {result.accuracy:.3f}."),
         "A few images predicted through Spark SQL (SELECT breed(image) ... with the saved model):", sql,
         f"Images:           {files['images']}",
         f"Features:         {files['features']} (Parquet)",

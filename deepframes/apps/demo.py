@@ -89,16 +89,16 @@ def _sql_predictions(spark, model_dir: Path, images: Path, label_rule: str) -> l
 def _write_report(out: Path, result: DemoResult, train_result) -> Path:
     lines = [
         "# deepframes demo", "",
-        f"{result.num_images} images of {result.num_classes} classes from `{result.images}`, featurized with "
-        f"`{result.network}`, logistic regression on the features.", "",
+        (f"{result.num_images} images of {result.num_classes} classes from `{result.images}`, featurized with "
+        f"`{result.network}`, logistic regression on the features."), "",
         f"Held-out accuracy: **{result.accuracy:.3f}** ({train_result.num_test} images).", "",
         "![Confusion matrix](model/confusion_matrix.png)", "",
         "| class | precision | recall |", "|---|---|---|",
         *[f"| {label} | {p:.3f} | {r:.3f} |" for label, p, r in
           zip(train_result.labels, train_result.precision, train_result.recall)],
         "", "## Predicted through Spark SQL", "",
-        "`SELECT path, label, breed(image) AS predicted FROM demo_images` with the saved model "
-        "registered by `deepframes.register_udf`:", "",
+        ("`SELECT path, label, breed(image) AS predicted FROM demo_images` with the saved model "
+        "registered by `deepframes.register_udf`:"), "",
         "| image | label | predicted |", "|---|---|---|",
         *[f"| {Path(row['path']).name} | {row['label']} | {row['predicted']} |" for row in result.sql_predictions],
         "", "## Study: each class against the rest", "",

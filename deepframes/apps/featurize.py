@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession
@@ -173,7 +175,7 @@ def features_frame(path: str | Path, spark: SparkSession) -> DataFrame:
     """A features Parquet file as a DataFrame with a ``label`` and a ``features`` column (InputError otherwise)."""
     try:
         frame = spark.read.parquet(str(path))
-    except Exception as error:  # Spark's AnalysisException for a missing or non-Parquet path
+    except (PySparkException, Py4JError) as error:  # a missing or non-Parquet path
         raise InputError(
             f"Cannot read {path} as a features file ({str(error).splitlines()[0]}); expected the Parquet "
             "folder written by 'deepframes featurize'."

@@ -123,9 +123,9 @@ def write_study_report(folder: Path, outcomes: Sequence, config, pairs: str,
     seconds = sum(row["seconds"] for row in rows)
     lines = [
         "# Study report", "",
-        f"{len(outcomes)} pairs ({pairs}), {len(config.splits)} splits each "
+        (f"{len(outcomes)} pairs ({pairs}), {len(config.splits)} splits each "
         f"({', '.join(f'{s:g}' for s in config.splits)}), {config.classifier} at {config.iterations} "
-        f"iterations, seed {config.seed}: {len(rows)} trainings, {seconds:.1f} s of training time in all.",
+        f"iterations, seed {config.seed}: {len(rows)} trainings, {seconds:.1f} s of training time in all."),
         "", "![Accuracy against split](plots/overview.png)", "",
         "## Best split per pair, hardest pairs first", "",
     ]
@@ -134,7 +134,7 @@ def write_study_report(folder: Path, outcomes: Sequence, config, pairs: str,
         [(f"{row['class_1']} vs {row['class_2']}", f"{row['split']:g}", f"{row['accuracy']:.3f}",
           f"[plot]({row['plot']})", f"`{row['model']}`") for row in best],
     )
-    lines += ["", "Every training is in `results.csv`; models are pickled dicts "
-              "(`model`, `classes`, `positive`, `split`, `accuracy`), load them with `pickle.load`.", ""]
+    lines += ["", ("Every training is in `results.csv`; models are pickled dicts "
+              "(`model`, `classes`, `positive`, `split`, `accuracy`), load them with `pickle.load`."), ""]
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return best

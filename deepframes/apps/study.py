@@ -51,7 +51,7 @@ def parse_splits(text: str) -> tuple[float, ...]:
             start, stop, step = (float(part) for part in text.split(":"))
             if step <= 0:
                 raise ValueError
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            count = math.floor((stop - start) / step + 1e-9) + 1
             splits = tuple(round(start + step * index, 6) for index in range(max(count, 0)))
         else:
             splits = tuple(float(part) for part in text.split(","))
@@ -138,7 +138,7 @@ def _split(targets: np.ndarray, fraction: float, rng: np.random.Generator) -> tu
     train, test = [], []
     for value in (0, 1):
         rows = rng.permutation(np.flatnonzero(targets == value))
-        cut = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1)
+        cut = min(max(round(fraction * len(rows)), 1), len(rows) - 1)
         train.append(rows[:cut])
         test.append(rows[cut:])
     return np.concatenate(train), np.concatenate(test)

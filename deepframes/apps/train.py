@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
 from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
@@ -22,7 +24,13 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from .errors import InputError, check_classes
-from .featurize import FeaturizerConfig, check_featurizer, features_frame, read_featurizer, read_labelled_images
+from .featurize import (
+    FeaturizerConfig,
+    check_featurizer,
+    features_frame,
+    read_featurizer,
+    read_labelled_images,
+)
 from .outputs import staged_output
 from .report import plot_confusion
 
@@ -182,7 +190,7 @@ def load_model(model_dir: str | Path) -> PipelineModel:
         )
     try:
         return PipelineModel.load(str(folder.resolve()))
-    except Exception as error:
+    except (PySparkException, Py4JError, OSError, ValueError, KeyError) as error:
         raise InputError(f"{model_dir} is not a loadable PipelineModel ({str(error).splitlines()[0]}).") from None
 
 

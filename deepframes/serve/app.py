@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, HTTPException, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from .. import __version__
 from ..images import ImageDecodeError
@@ -53,7 +54,7 @@ def create_app(pipeline: LocalPipeline, model_dir: str, max_bytes: int = DEFAULT
                 "max_bytes": max_bytes}
 
     @app.post("/api/predict")
-    async def predict(file: UploadFile = File(..., description="an image file (JPEG, PNG, GIF, WebP, ...)")) -> dict:
+    async def predict(file: Annotated[UploadFile, File(description="an image file (JPEG, PNG, GIF, WebP, ...)")]) -> dict:
         """The ``top`` most probable classes of the uploaded image, with probabilities."""
         name = file.filename or "upload"
         content = await file.read(max_bytes + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -43,7 +44,7 @@ def test_in_process_answers_equal_the_spark_pipeline(pipeline, pets_model, pets_
     spark_answers = BreedPredictor(pets_model, spark).predict_paths(paths, top=3)
     assert pipeline.mode == "in-process" and len(spark_answers) == 3
     for expected in spark_answers:
-        local = pipeline.predict(open(expected.path.removeprefix("file:"), "rb").read(), top=3)
+        local = pipeline.predict(Path(expected.path.removeprefix("file:")).read_bytes(), top=3)
         assert [label for label, _ in local.top] == [label for label, _ in expected.top]
         assert max(abs(a - b) for (_, a), (_, b) in zip(local.top, expected.top)) < 1e-3
 
