@@ -1,19 +1,6 @@
-"""Fixtures of the web service tests: the same pets model as tests/apps (built once per session)."""
+"""Fixtures of the web service tests: the same pets features and model as tests/apps, built once."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.apps import fixtures
-
-
-@pytest.fixture(scope="session")
-def pets_features(spark_sessions, pets_images, tmp_path_factory):
-    """The pets' SqueezeNet features (Parquet), written by featurize_images once per session."""
-    return fixtures.pets_features(spark_sessions, pets_images, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def pets_model(spark_sessions, pets_images, tmp_path_factory):
-    """A logistic regression model folder trained on the pets features (includes the featurizer)."""
-    return fixtures.pets_model(spark_sessions, pets_images, tmp_path_factory)
+from tests.apps.conftest import pets_features as pets_features
+from tests.apps.conftest import pets_model as pets_model
