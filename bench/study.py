@@ -30,7 +30,7 @@ def write_features(folder: Path, classes: int, rows: int, dim: int, seed: int = 
     """Synthetic features with labels, as Parquet (``label`` string, ``features`` list<float>)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((classes, dim)).astype(np.float32)
-    spread = np.linspace(0.02, 0.12, classes, dtype=np.float32)  # some classes sit close to others
+    spread = np.linspace(0.01, 0.06, classes, dtype=np.float32)  # some classes sit close to others
     folder.mkdir(parents=True, exist_ok=True)
     labels, blocks = [], []
     for index in range(classes):

@@ -43,7 +43,7 @@ def plot_pair(rows: Sequence[dict], class_1: str, class_2: str) -> bytes:
     axes.plot([row["split"] for row in rows], [row["accuracy"] for row in rows], marker="o")
     axes.set(title=f"{class_1} vs {class_2}", xlabel="train fraction", ylabel="test accuracy", ylim=(0, 1.02))
     axes.grid(alpha=0.3)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.17, bottom=0.16, right=0.96, top=0.9)  # tight_layout costs more than the plot
     return _png(figure)
 
 
