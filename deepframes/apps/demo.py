@@ -128,12 +128,12 @@ def run_demo(
 
     Examples
     --------
-    The whole path takes a minute, so this example is not run as a doctest
-    (``tests/test_cli.py`` runs it on 120 digits):
+    ``limit`` keeps the first digits only (the whole demo takes about a minute):
 
-    >>> result = run_demo("deepframes-demo")  # doctest: +SKIP
-    >>> result.num_classes, result.accuracy > 0.9, len(result.sql_predictions)  # doctest: +SKIP
-    (10, True, 8)
+    >>> import tempfile
+    >>> result = run_demo(tempfile.mkdtemp() + "/demo", master="local[2]", limit=100)
+    >>> result.num_images, result.num_classes, len(result.sql_predictions)
+    (100, 10, 8)
     """
     started = time.perf_counter()
     root = check_output(out)
