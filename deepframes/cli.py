@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     text = "\n".join([
         (f"{result.num_images} images of {result.num_classes} classes ({result.images}), featurized with "
         f"{result.network}, logistic regression: held-out accuracy {result.accuracy:.3f}."),
-        "A few images predicted through Spark SQL (SELECT breed(image) ... with the saved model):", sql,
+        "A few images predicted through Spark SQL (SELECT classify(image) ... with the saved model):", sql,
         f"Images:           {files['images']}",
         f"Features:         {files['features']} (Parquet)",
         f"Model:            {files['model']} (PipelineModel; try: deepframes serve {files['model']})",

@@ -72,17 +72,17 @@ def write_digits(folder: str | Path, limit: int | None = None) -> int:
 
 
 def _sql_predictions(spark, model_dir: Path, images: Path, label_rule: str) -> list[dict]:
-    """Register the saved model as the SQL function ``breed`` and ask it about a few images."""
+    """Register the saved model as the SQL function ``classify`` and ask it about a few images."""
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
     from ..images import read_images
 
     model = PipelineModel.load(str(model_dir))
-    register_udf(spark, "breed", model)
+    register_udf(spark, "classify", model)
     sample = read_images(str(images), label=label_rule, spark=spark).where("error IS NULL")
     sample.orderBy(F.rand(seed=1)).limit(NUM_SQL_SAMPLES).createOrReplaceTempView("demo_images")
-    rows = spark.sql("SELECT path, label, breed(image) AS predicted FROM demo_images ORDER BY path").collect()
+    rows = spark.sql("SELECT path, label, classify(image) AS predicted FROM demo_images ORDER BY path").collect()
     return [{"path": row.path, "label": row.label, "predicted": row.predicted} for row in rows]
 
 
@@ -97,7 +97,7 @@ def _write_report(out: Path, result: DemoResult, train_result) -> Path:
         *[f"| {label} | {p:.3f} | {r:.3f} |" for label, p, r in
           zip(train_result.labels, train_result.precision, train_result.recall)],
         "", "## Predicted through Spark SQL", "",
-        ("`SELECT path, label, breed(image) AS predicted FROM demo_images` with the saved model "
+        ("`SELECT path, label, classify(image) AS predicted FROM demo_images` with the saved model "
         "registered by `deepframes.register_udf`:"), "",
         "| image | label | predicted |", "|---|---|---|",
         *[f"| {Path(row['path']).name} | {row['label']} | {row['predicted']} |" for row in result.sql_predictions],

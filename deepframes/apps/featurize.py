@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from .. import zoo
 from ..images import read_images
 from ..inference import ImageFeaturizer
-from .errors import InputError
+from .errors import InputError, check_classes
 from .outputs import staged_output
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,10 @@ def featurize_images(
     started = time.perf_counter()
     config = check_featurizer(model, weights)
     decoded, num_failed = read_labelled_images(images, label, config.input_size(), spark)
+    if label is not None:  # labelled features are for study and train: check them before any work
+        counts = {row.label: row["count"] for row in decoded.groupBy("label").count().collect()}
+        where = ", ".join(images) if isinstance(images, list) else str(images)
+        check_classes(counts, f"{where} (--label {label})")
     columns = ["path", "label", "features"] if label is not None else ["path", "features"]
     featurized = config.stage().transform(decoded).select(*columns)
     with staged_output(out) as staging:

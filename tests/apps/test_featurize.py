@@ -37,3 +37,11 @@ def test_featurize_without_weights_for_squeezenet_exits_2(spark, pets_images, tm
     code, _, err = run_cli(capsys, "featurize", str(pets_images), "--out", str(tmp_path / "f"))
     assert code == 2
     assert "needs its ONNX file" in one_line_error(err, "featurize")
+
+
+def test_featurize_single_class_exits_2_and_writes_nothing(spark, pets_images, tmp_path, capsys):
+    out = tmp_path / "features"
+    code, _, err = run_cli(capsys, "featurize", str(pets_images / "Bengal_1?.jpg"), "--weights", SQUEEZENET,
+                           "--out", str(out))
+    assert code == 2 and "single class ('Bengal')" in one_line_error(err, "featurize")
+    assert not out.exists()

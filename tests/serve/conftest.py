@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
-from tests.apps.conftest import pets_features as pets_features
-from tests.apps.conftest import pets_model as pets_model
+from tests.apps.conftest import pets_features, pets_model
+
+__all__ = ["pets_features", "pets_model"]
