@@ -124,10 +124,10 @@ def featurize_images(
     --------
     >>> import deepframes, tempfile
     >>> spark = deepframes.session("local[2]")
-    >>> result = featurize_images("../shared/data/pets/images/Bengal_1?.jpg", tempfile.mkdtemp() + "/f",
+    >>> result = featurize_images("../shared/data/pets/images/[AB]*_1?.jpg", tempfile.mkdtemp() + "/f",
     ...     weights="../shared/models/squeezenet1.1.onnx", spark=spark)
-    >>> result.num_images, result.num_features
-    (10, 512)
+    >>> result.num_images, result.num_features, result.class_counts
+    (20, 512, {'Abyssinian': 10, 'Bengal': 10})
     """
     started = time.perf_counter()
     config = check_featurizer(model, weights)

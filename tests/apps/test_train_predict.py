@@ -51,6 +51,11 @@ def test_train_mlp_from_images(spark_sessions, pets_images, tmp_path, capsys):
     assert code == 0, err
     assert last_json(out)["labels"] == ["Abyssinian", "Bengal"]
     assert (tmp_path / "m" / "metrics.json").exists()
+    from deepframes.serve import LocalPipeline
+
+    pipeline = LocalPipeline(tmp_path / "m", spark_sessions.get(LOCAL_MASTER))
+    answer = pipeline.predict((pets_images / "Bengal_10.jpg").read_bytes(), top=2)
+    assert pipeline.mode == "spark" and {label for label, _ in answer.top} == {"Abyssinian", "Bengal"}
 
 
 def test_predict_with_a_folder_that_is_not_a_model_exits_2(pets_images, spark, tmp_path, capsys):
