@@ -111,3 +111,16 @@ def test_study_refuses_to_overwrite_a_foreign_folder(pets_features, tmp_path, ca
 def test_parse_splits_and_pairs():
     assert parse_splits("0.1:0.9:0.1")[-1] == 0.9 and len(parse_splits("0.1:0.9:0.1")) == 9
     assert len(make_pairs([str(i) for i in range(37)], "one-vs-one")) == 666
+
+
+@pytest.mark.cluster
+def test_study_runs_on_separate_executors(pets_features, cluster_spark, tmp_path):
+    from deepframes.apps.study import run_study
+
+    lines = []
+    result = run_study(pets_features, tmp_path / "r", classes=["Abyssinian", "Bengal"], splits=(0.5, 0.8),
+                       spark=cluster_spark, progress=lines.append)
+    assert cluster_spark.sparkContext.master.startswith("local-cluster")
+    assert result.num_trainings == 2 and result.best[0]["accuracy"] >= 0.85
+    assert lines == ["pair 1/1 Abyssinian vs Bengal: best " + f"{result.best[0]['accuracy']:.3f}"
+                     + f" at split {result.best[0]['split']:.2f}"]
