@@ -11,6 +11,7 @@ demo: setup
 	$(BIN)/deepframes demo
 
 test: setup
+	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 bench: setup
@@ -19,6 +20,7 @@ bench: setup
 	$(BIN)/python bench/blocks.py
 	$(BIN)/python bench/matmul.py
 	$(BIN)/python bench/distributor.py
+	$(BIN)/python bench/study.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .apps.errors import InputError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -76,7 +77,7 @@ def cmd_images(args: argparse.Namespace) -> None:
     from .session import session
 
     started = time.perf_counter()
-    spark = session(args.master)
+    spark = session(args.master, **_QUIET)
     df = read_images(
         args.paths,
         label=args.label,
@@ -96,24 +97,124 @@ def cmd_images(args: argparse.Namespace) -> None:
     _emit(args, payload, f"{header}\n{format_summary(summary)}")
 
 
+# Our own progress lines replace Spark's console progress bar, which would interleave with them.
+_QUIET = {"spark.ui.showConsoleProgress": "false"}
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _splits(text: str) -> tuple[float, ...]:
+    from .apps.study import parse_splits
+
+    try:
+        return parse_splits(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cmd_featurize(args: argparse.Namespace) -> None:
+    from .apps.featurize import featurize_images
+    from .session import session
+
+    result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
+                              label=None if args.label == "none" else args.label, spark=session(args.master, **_QUIET))
+    classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
+    text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
+            f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
+            f"Classes: {classes or 'none (no labels)'}")
+    _emit(args, result.as_dict(), text)
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from .apps.study import run_study
+    from .session import session
+
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=args.splits,
+                       iterations=args.iterations, classifier=args.classifier, seed=args.seed,
+                       spark=session(args.master, **_QUIET), progress=_progress)
+    rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
+            for row in result.best[:10]]
+    text = "\n".join([
+        (f"{result.num_trainings} trainings ({result.num_pairs} pairs) in {result.seconds:.1f} s "
+        f"({result.num_trainings / max(result.seconds, 1e-9):.1f} trainings/s)."),
+        "Best split per pair, hardest first:", *rows,
+        f"Report: {result.out}/report.md (results.csv, plots/, models/)",
+    ])
+    _emit(args, result.as_dict(), text)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .apps.train import train_classifier
+    from .session import session
+
+    result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
+                              seed=args.seed, label=args.label, model=args.model, weights=args.weights,
+                              spark=session(args.master, **_QUIET))
+    text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
+            f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
+            f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
+    _emit(args, result.as_dict(), text)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .apps.predict import BreedPredictor, format_predictions
+    from .session import session
+
+    predictions = BreedPredictor(args.model_dir, session(args.master, **_QUIET)).predict_paths(args.images, top=args.top)
+    payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
+    _emit(args, payload, format_predictions(predictions))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    try:
+        import uvicorn
+
+        from .serve.app import create_app
+    except ImportError as error:
+        raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
+    from .serve.local import LocalPipeline
+    from .session import session
+
+    if args.max_mb <= 0:
+        raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
+    pipeline = LocalPipeline(args.model_dir, session(args.master, **_QUIET))
+    model_dir = str(Path(args.model_dir).resolve())
+    app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
+    url = f"http://{args.host}:{args.port}/"
+    payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode}
+    _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
+                         f"(API docs: {url}docs). Ctrl-C stops.")
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .apps.demo import run_demo
-    from .images.summary import format_summary
+    from .session import session
 
-    result = run_demo(args.out, master=args.master)
-    summary = result.summary
-    text = "\n".join(
-        [
-            f"Wrote {result.num_written} files (circles, squares, triangles in "
-            f"JPEG, PNG, GIF, BMP, WebP, TIFF; grayscale, RGBA, palette, CMYK) to {result.image_folder}",
-            f"Read them back with read_images(label='folder', size=64x64) on {result.master} "
-            f"in {result.seconds:.1f} s:",
-            format_summary(summary),
-            f"One decoded image as NumPy (HWC, RGB): shape {result.sample_shape}",
-            "The unreadable file is there on purpose: bad files become rows with a reason, "
-            "not a crash.",
-        ]
-    )
+    session(args.master, **_QUIET)
+    result = run_demo(args.out, images=args.images, label=args.label, model=args.model, weights=args.weights,
+                      master=args.master)
+    files = result.files
+    sql = "\n".join(f"  {row['path'].rsplit('/', 1)[-1]}: label {row['label']}, predicted {row['predicted']}"
+                    for row in result.sql_predictions)
+    text = "\n".join([
+        (f"{result.num_images} images of {result.num_classes} classes ({result.images}), featurized with "
+        f"{result.network}, logistic regression: held-out accuracy {result.accuracy:.3f}."),
+        "A few images predicted through Spark SQL (SELECT classify(image) ... with the saved model):", sql,
+        f"Images:           {files['images']}",
+        f"Features:         {files['features']} (Parquet)",
+        f"Model:            {files['model']} (PipelineModel; try: deepframes serve {files['model']})",
+        f"Confusion matrix: {files['confusion_matrix']}",
+        f"Study:            {files['study']}/report.md (one class against the rest, plots/)",
+        f"Report:           {files['report']}",
+        f"Done in {result.seconds:.1f} s on {result.master}.",
+    ])
     _emit(args, result.as_dict(), text)
 
 
@@ -137,8 +238,62 @@ def build_parser() -> argparse.ArgumentParser:
     _common(images)
     images.set_defaults(handler=cmd_images)
 
-    demo = commands.add_parser("demo", help="make a small image set, read it back, summarise")
+    featurize = commands.add_parser("featurize", help="image features, labels and paths to Parquet")
+    featurize.add_argument("images", nargs="+", metavar="IMAGES", help="folders, files or globs of images")
+    featurize.add_argument("--model", default="squeezenet1.1", help="named network (default: %(default)s)")
+    featurize.add_argument("--weights", help="weights file (the ONNX file for squeezenet1.1), or 'imagenet'")
+    featurize.add_argument("--label", default="filename",
+                           help="filename (Breed_N.jpg), folder, a regex with one group, or none")
+    featurize.add_argument("--out", required=True, help="Parquet folder to write")
+    _common(featurize)
+    featurize.set_defaults(handler=cmd_featurize)
+
+    study = commands.add_parser("study", help="binary classifiers per pair of classes over train/test splits")
+    study.add_argument("features", metavar="FEATURES", help="Parquet written by 'deepframes featurize'")
+    study.add_argument("--pairs", choices=["one-vs-one", "one-vs-rest"], default="one-vs-one")
+    study.add_argument("--classes", help="comma-separated classes to study (default: all)")
+    study.add_argument("--splits", type=_splits, default="0.1:0.9:0.1",
+                       help="train fractions, START:STOP:STEP or a list (default: %(default)s)")
+    study.add_argument("--iterations", type=int, default=100, help="max iterations per training")
+    study.add_argument("--classifier", choices=["svm", "logreg"], default="svm")
+    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--out", required=True, help="report folder to write")
+    _common(study)
+    study.set_defaults(handler=cmd_study)
+
+    train = commands.add_parser("train", help="a multiclass classifier saved as a PipelineModel")
+    train.add_argument("source", metavar="FEATURES|IMAGES", help="a features Parquet folder, or images")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--classifier", choices=["logreg", "mlp"], default="logreg")
+    train.add_argument("--test-fraction", type=float, default=0.2, help="held-out share of each class")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--label", default="filename", help="for images: filename, folder or a regex")
+    train.add_argument("--model", default="squeezenet1.1", help="for images: the featurizing network")
+    train.add_argument("--weights", help="for images: the network's weights file")
+    _common(train)
+    train.set_defaults(handler=cmd_train)
+
+    predict = commands.add_parser("predict", help="top classes with probabilities for images")
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
+    predict.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or globs")
+    predict.add_argument("--top", type=int, default=3, help="classes per image (default: %(default)s)")
+    _common(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    serve = commands.add_parser("serve", help="a web page and JSON API answering with the top breeds of a photo")
+    serve.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--max-mb", type=float, default=10, help="upload size limit in MB (default: %(default)s)")
+    _common(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="the whole path on scikit-learn's digits (or --images), in minutes")
     demo.add_argument("--out", default="deepframes-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--images", help="a labelled image folder to use instead of the digits")
+    demo.add_argument("--label", default="folder", help="with --images: folder, filename or a regex")
+    demo.add_argument("--model", help="a named pretrained network instead of the small one (e.g. squeezenet1.1)")
+    demo.add_argument("--weights", help="the network's weights file")
     _common(demo)
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -163,6 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
+    except CommandError as error:
+        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except InputError as error:  # bad input: one line, exit 2, nothing written
+        print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("deepframes: interrupted", file=sys.stderr)
         return 130

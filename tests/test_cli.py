@@ -1,4 +1,4 @@
-"""The deepframes command: info, images, demo; --json; one-line errors with exit codes."""
+"""The deepframes command: every verb has --help; --json; one-line errors with exit codes; the demo."""
 
 from __future__ import annotations
 
@@ -47,11 +47,25 @@ def test_cli_missing_path_fails_in_one_line(spark, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("deepframes images: error: read_images: no such file")
 
 
-def test_cli_demo_writes_images_and_reads_them(spark, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
+def test_cli_demo_on_a_small_folder_runs_the_whole_path(spark, tmp_path, capsys):
+    from deepframes.apps.demo import write_digits
+
+    write_digits(tmp_path / "digits", limit=120)
+    out = tmp_path / "demo"
+    assert main(["demo", "--images", str(tmp_path / "digits"), "--out", str(out), "--json"]) == 0
     report = _last_json(capsys.readouterr().out)
-    assert (report["num_images"], report["num_labels"], report["num_errors"]) == (24, 3, 1)
-    assert len(list((tmp_path / "images").rglob("*.*"))) == 25
+    assert (report["num_images"], report["num_classes"], report["network"]) == (120, 10, "tiny-cnn")
+    assert len(report["sql_predictions"]) == 8 and all(row["predicted"] for row in report["sql_predictions"])
+    for name in ("report.md", "model/confusion_matrix.png", "study/plots/overview.png", "network/tiny-cnn.onnx"):
+        assert (out / name).is_file(), name
+    assert not (out / "images").exists()  # a given folder is used where it is
+
+
+def test_cli_demo_with_a_folder_without_images_exits_2_and_leaves_nothing(spark, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["demo", "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "demo")]) == 2
+    assert "found no image files" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
 
 
 def test_cli_usage_error_exits_2_with_hint(capsys):
@@ -61,7 +75,9 @@ def test_cli_usage_error_exits_2_with_hint(capsys):
     assert "Try 'deepframes images --help'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["info"], ["images"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["info"], ["images"], ["featurize"], ["study"], ["train"], ["predict"], ["serve"], ["demo"]]
+)
 def test_cli_help_on_every_command(command):
     result = subprocess.run([str(DEEPFRAMES), *command, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage: deepframes" in result.stdout

@@ -1,0 +1,114 @@
+"""Breed predictions from a saved model: top classes with probabilities, for files or uploaded bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import StringIndexerModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StringType, StructField, StructType
+
+from .. import zoo
+from ..images import IMAGE_STRUCT, decode_image, from_numpy, read_images
+from ..inference import ImageFeaturizer
+from . import network as _network  # noqa: F401  (registers the demo's tiny-cnn, so its models load)
+from .errors import InputError
+from .train import load_model, model_labels
+
+_ONE_IMAGE = StructType([StructField("path", StringType()), StructField("image", IMAGE_STRUCT)])
+
+
+@dataclass
+class Prediction:
+    """The most probable classes of one image, or why it could not be read."""
+
+    path: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "error": self.error,
+                "predictions": [{"label": label, "probability": round(p, 6)} for label, p in self.top]}
+
+
+class BreedPredictor:
+    """A model folder written by ``train``, loaded once, answering for image files or bytes.
+
+    Examples
+    --------
+    >>> import deepframes, tempfile
+    >>> from deepframes.apps.train import train_classifier
+    >>> spark = deepframes.session("local[2]")
+    >>> folder = tempfile.mkdtemp() + "/model"
+    >>> _ = train_classifier("../shared/data/pets/images/[AB]*_1?.jpg", folder,
+    ...     weights="../shared/models/squeezenet1.1.onnx", spark=spark)
+    >>> predictor = BreedPredictor(folder, spark)
+    >>> [p.top[0][0] for p in predictor.predict_paths(["../shared/data/pets/images/Bengal_10.jpg"], top=1)]
+    ['Bengal']
+    """
+
+    def __init__(self, model_dir: str | Path, spark: SparkSession) -> None:
+        self.model: PipelineModel = load_model(model_dir)
+        self.spark = spark
+        self.labels = model_labels(self.model)
+        featurizers = [stage for stage in self.model.stages if isinstance(stage, ImageFeaturizer)]
+        if not featurizers:
+            raise InputError(
+                f"{model_dir} was trained on a features file without its featurizer, so it cannot read "
+                "images; train it on images, or on features written by 'deepframes featurize'."
+            )
+        self.input_size = zoo.named_model(featurizers[0].getOrDefault("model")).preset.size
+        # Images carry no label column: leave out the StringIndexer, which would warn about it.
+        self._runner = PipelineModel(
+            stages=[stage for stage in self.model.stages if not isinstance(stage, StringIndexerModel)])
+
+    def _top(self, frame: DataFrame, top: int) -> dict[str, list[tuple[str, float]]]:
+        answers = {}
+        for row in self._runner.transform(frame).select("path", "probability").collect():
+            probabilities = row.probability.toArray()
+            order = np.argsort(-probabilities)[:top]
+            answers[row.path] = [(self.labels[i], float(probabilities[i])) for i in order]
+        return answers
+
+    def predict_paths(self, paths: list[str], top: int = 3) -> list[Prediction]:
+        """Predictions for image files (folders and globs too), in path order."""
+        if top < 1:
+            raise InputError(f"--top must be a positive integer; got {top}.")
+        try:
+            images = read_images(paths, size=self.input_size, spark=self.spark).cache()
+        except (FileNotFoundError, ValueError) as error:  # no such path, no image files
+            raise InputError(str(error)) from None
+        failed = {row.path: row.error for row in images.where("error IS NOT NULL").select("path", "error").collect()}
+        decoded = images.where("error IS NULL")
+        answers = self._top(decoded, top) if len(failed) < images.count() else {}
+        images.unpersist()
+        results = [Prediction(path, top=answer) for path, answer in answers.items()]
+        results += [Prediction(path, error=error) for path, error in failed.items()]
+        if not results:
+            raise InputError(f"No image files found in {paths}; expected jpg, png, gif, bmp, tiff or webp files.")
+        return sorted(results, key=lambda prediction: prediction.path)
+
+    def predict_bytes(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
+        """The prediction for one encoded image (raises ``ImageDecodeError`` when it is not one)."""
+        pixels = decode_image(content, size=self.input_size)
+        frame = self.spark.createDataFrame([(name, from_numpy(pixels, origin=name))], _ONE_IMAGE)
+        return Prediction(name, top=self._top(frame, top)[name])
+
+
+def format_predictions(predictions: list[Prediction]) -> str:
+    """A text table: one line per image with its top classes.
+
+    >>> print(format_predictions([Prediction("a.jpg", [("Bengal", 0.91), ("Abyssinian", 0.09)])]))
+    a.jpg  Bengal 0.910  Abyssinian 0.090
+    """
+    width = max(len(Path(p.path).name) for p in predictions)
+    lines = []
+    for prediction in predictions:
+        name = Path(prediction.path).name
+        answer = prediction.error and f"error: {prediction.error}" or "  ".join(
+            f"{label} {probability:.3f}" for label, probability in prediction.top)
+        lines.append(f"{name:<{width}}  {answer}")
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""A multiclass classifier on image features, saved as a ``PipelineModel`` that takes images.
+
+The saved pipeline is ``ImageFeaturizer -> StringIndexer -> classifier -> IndexToString``, so
+``predict``, ``serve`` and ``register_udf`` (for logistic regression) use it on images directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression, MultilayerPerceptronClassifier
+from pyspark.ml.feature import IndexToString, StringIndexer, StringIndexerModel
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import VectorUDT
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from .errors import InputError, check_classes
+from .featurize import (
+    FeaturizerConfig,
+    check_featurizer,
+    features_frame,
+    read_featurizer,
+    read_labelled_images,
+)
+from .outputs import staged_output
+from .report import plot_confusion
+
+logger = logging.getLogger(__name__)
+
+CLASSIFIERS = ("logreg", "mlp")
+METRICS_FILE = "metrics.json"
+CONFUSION_FILE = "confusion_matrix.png"
+
+
+@dataclass
+class TrainResult:
+    """Held-out scores of a trained model and where it was saved."""
+
+    out: str
+    classifier: str
+    accuracy: float
+    labels: list[str]
+    precision: list[float]
+    recall: list[float]
+    confusion: list[list[int]]
+    num_train: int
+    num_test: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        result = dict(self.__dict__)
+        result["seconds"] = round(self.seconds, 2)
+        return result
+
+    def table(self) -> str:
+        """Per-class precision and recall, then the confusion matrix, as text."""
+        width = max(len(label) for label in self.labels) + 2
+        lines = [f"{'class':<{width}}precision  recall"]
+        lines += [f"{label:<{width}}{p:9.3f}  {r:6.3f}" for label, p, r in zip(self.labels, self.precision, self.recall)]
+        lines.append("Confusion matrix (rows: true, columns: predicted, in the order above):")
+        lines += ["  " + " ".join(f"{value:5d}" for value in row) for row in self.confusion]
+        return "\n".join(lines)
+
+
+def is_features_file(path: str | Path) -> bool:
+    """True for a Parquet folder (what ``featurize`` writes), False for images.
+
+    >>> is_features_file("../shared/data/pets/images")
+    False
+    """
+    folder = Path(path)
+    return folder.is_dir() and any(folder.glob("*.parquet")) or str(path).endswith(".parquet")
+
+
+def stratified_split(frame: DataFrame, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
+    """Train and test rows: about ``test_fraction`` of each class in test, at least one on each side."""
+    if not 0 < test_fraction < 1:
+        raise InputError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
+    by_class = Window.partitionBy("label")
+    ranked = (frame.withColumn("_order", F.rand(seed))
+              .withColumn("_rank", F.row_number().over(by_class.orderBy("_order")))
+              .withColumn("_count", F.count(F.lit(1)).over(by_class)))
+    cut = F.least(F.greatest(F.round(F.col("_count") * test_fraction), F.lit(1)), F.col("_count") - 1)
+    is_test = F.col("_rank") <= cut
+    columns = [name for name in frame.columns]
+    return ranked.where(~is_test).select(columns), ranked.where(is_test).select(columns)
+
+
+def _labelled_features(source: str, label: str, model: str, weights: str | None,
+                       spark: SparkSession) -> tuple[DataFrame, FeaturizerConfig | None]:
+    if is_features_file(source):
+        frame = features_frame(source, spark)
+        if not isinstance(frame.schema["features"].dataType, VectorUDT):
+            frame = frame.withColumn("features", array_to_vector("features"))
+        return frame.select("label", "features"), read_featurizer(source)
+    config = check_featurizer(model, weights)
+    images, _ = read_labelled_images(source, label, config.input_size(), spark)
+    return config.stage().transform(images).select("label", "features"), config
+
+
+def _classifier(name: str, num_features: int, num_classes: int, seed: int):
+    if name == "logreg":
+        return LogisticRegression(featuresCol="features", labelCol="label_index", maxIter=100, regParam=0.01)
+    if name == "mlp":
+        return MultilayerPerceptronClassifier(featuresCol="features", labelCol="label_index", maxIter=200,
+                                              layers=[num_features, 64, num_classes], seed=seed)
+    raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {name!r}.")
+
+
+def _scores(predictions: DataFrame, labels: list[str]) -> tuple[np.ndarray, float, list[float], list[float]]:
+    pairs = np.array(predictions.select("label_index", "prediction").collect(), dtype=np.int64).reshape(-1, 2)
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    np.add.at(confusion, (pairs[:, 0], pairs[:, 1]), 1)
+    correct = np.diag(confusion)
+    precision = correct / np.maximum(confusion.sum(0), 1)
+    recall = correct / np.maximum(confusion.sum(1), 1)
+    return confusion, float(correct.sum() / max(confusion.sum(), 1)), precision.tolist(), recall.tolist()
+
+
+def train_classifier(
+    source: str,
+    out: str | Path,
+    *,
+    classifier: str = "logreg",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    label: str = "filename",
+    model: str = "squeezenet1.1",
+    weights: str | None = None,
+    spark: SparkSession,
+) -> TrainResult:
+    """Train on ``source`` (a features file, or images with ``model``/``weights``) and save to ``out``.
+
+    The held-out scores and the confusion matrix (``confusion_matrix.png``, ``metrics.json``) are
+    saved in ``out`` beside the pipeline.
+
+    Examples
+    --------
+    >>> import deepframes, tempfile
+    >>> spark = deepframes.session("local[2]")
+    >>> result = train_classifier("../shared/data/pets/images/[AB]*_1?.jpg", tempfile.mkdtemp() + "/m",
+    ...     weights="../shared/models/squeezenet1.1.onnx", spark=spark)
+    >>> result.labels, result.num_test
+    (['Abyssinian', 'Bengal'], 4)
+    """
+    started = time.perf_counter()
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
+    frame, featurizer = _labelled_features(source, label, model, weights, spark)
+    frame = frame.cache()
+    counts = {row.label: row["count"] for row in frame.groupBy("label").count().collect()}
+    check_classes(counts, source)
+    train, test = stratified_split(frame, test_fraction, seed)
+    indexer = StringIndexer(inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc")
+    num_features = frame.first().features.size
+    head = _classifier(classifier, num_features, len(counts), seed)
+    fitted = Pipeline(stages=[indexer, head]).fit(train)
+    labels = list(fitted.stages[0].labels)
+    to_label = IndexToString(inputCol="prediction", outputCol="predicted_label", labels=labels)
+    stages = ([featurizer.stage()] if featurizer else []) + list(fitted.stages) + [to_label]
+    pipeline = PipelineModel(stages=stages)
+    confusion, accuracy, precision, recall = _scores(fitted.transform(test), labels)
+    result = TrainResult(str(Path(out).resolve()), classifier, accuracy, labels, precision, recall,
+                         confusion.tolist(), train.count(), int(confusion.sum()), 0.0)
+    with staged_output(out) as staging:
+        pipeline.write().overwrite().save(str(staging))
+        (staging / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))
+        result.seconds = time.perf_counter() - started
+        (staging / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2))
+    frame.unpersist()
+    return result
+
+
+def load_model(model_dir: str | Path) -> PipelineModel:
+    """A model folder written by ``train``; InputError when it is not one."""
+    folder = Path(model_dir)
+    if not (folder / "metadata").is_dir() or not (folder / "stages").is_dir():
+        raise InputError(
+            f"{model_dir} is not a model folder; expected the folder written by 'deepframes train' "
+            "(with metadata/ and stages/)."
+        )
+    try:
+        return PipelineModel.load(str(folder.resolve()))
+    except (PySparkException, Py4JError, OSError, ValueError, KeyError) as error:
+        raise InputError(f"{model_dir} is not a loadable PipelineModel ({str(error).splitlines()[0]}).") from None
+
+
+def model_labels(model: PipelineModel) -> list[str]:
+    """The class names of a trained pipeline, in the order of its probability vector."""
+    for stage in model.stages:
+        if isinstance(stage, StringIndexerModel):
+            return list(stage.labels)
+    raise InputError("The model has no StringIndexer stage, so its class names are unknown; train it with 'deepframes train'.")

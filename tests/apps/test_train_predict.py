@@ -1,0 +1,78 @@
+"""deepframes train and predict: a saved PipelineModel that reads images, scores, and bad folders."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.ml import PipelineModel
+
+import deepframes
+from tests.apps.fixtures import fixture_result
+from tests.apps.helpers import last_json, one_line_error, run_cli
+from tests.conftest import LOCAL_MASTER
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_on_features_scores_and_saves_a_pipeline_with_the_featurizer(pets_model):
+    result = fixture_result(pets_model)
+    assert result["accuracy"] >= 0.9, result
+    assert result["labels"] == ["Abyssinian", "Bengal", "american_bulldog"]
+    assert result["num_test"] == 120 and sum(map(sum, result["confusion"])) == 120
+    assert (pets_model / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    stages = [type(stage).__name__ for stage in PipelineModel.load(str(pets_model)).stages]
+    assert stages == ["ImageFeaturizer", "StringIndexerModel", "LogisticRegressionModel", "IndexToString"]
+
+
+def test_predict_gives_top_3_breeds_per_image(pets_model, pets_images, spark, capsys):
+    photos = [str(pets_images / name) for name in ("Bengal_10.jpg", "american_bulldog_10.jpg", "Abyssinian_34.jpg")]
+    code, out, err = run_cli(capsys, "predict", str(pets_model), *photos, "--json")
+    assert code == 0, err
+    answers = {row["path"].rsplit("/", 1)[-1]: row["predictions"] for row in last_json(out)["predictions"]}
+    assert {name: top[0]["label"] for name, top in answers.items()} == {
+        "Bengal_10.jpg": "Bengal", "american_bulldog_10.jpg": "american_bulldog", "Abyssinian_34.jpg": "Abyssinian"}
+    assert all(len(top) == 3 and abs(sum(p["probability"] for p in top) - 1) < 1e-3 for top in answers.values())
+    code, out, _ = run_cli(capsys, "predict", str(pets_model), photos[0], "--top", "1")
+    assert code == 0 and "Bengal_10.jpg  Bengal" in out
+
+
+def test_saved_model_answers_sql_through_register_udf(pets_model, pets_images, spark):
+    deepframes.register_udf(spark, "breed", PipelineModel.load(str(pets_model)))
+    deepframes.read_images(str(pets_images / "Bengal_1?.jpg"), spark=spark).createOrReplaceTempView("bengals")
+    breeds = [row.breed for row in spark.sql("SELECT breed(image) AS breed FROM bengals").collect()]
+    assert len(breeds) == 10 and breeds.count("Bengal") >= 8
+
+
+def test_train_mlp_from_images(spark_sessions, pets_images, tmp_path, capsys):
+    spark_sessions.get(LOCAL_MASTER)
+    from tests.apps.fixtures import SQUEEZENET
+
+    code, out, err = run_cli(capsys, "train", str(pets_images / "[AB]*_[0-9].jpg"), "--weights", SQUEEZENET,
+                             "--classifier", "mlp", "--out", str(tmp_path / "m"), "--json")
+    assert code == 0, err
+    assert last_json(out)["labels"] == ["Abyssinian", "Bengal"]
+    assert (tmp_path / "m" / "metrics.json").exists()
+    from deepframes.serve import LocalPipeline
+
+    pipeline = LocalPipeline(tmp_path / "m", spark_sessions.get(LOCAL_MASTER))
+    answer = pipeline.predict((pets_images / "Bengal_10.jpg").read_bytes(), top=2)
+    assert pipeline.mode == "spark" and {label for label, _ in answer.top} == {"Abyssinian", "Bengal"}
+
+
+def test_predict_with_a_folder_that_is_not_a_model_exits_2(pets_images, spark, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "predict", str(tmp_path), str(pets_images / "Bengal_1.jpg"))
+    assert code == 2 and "is not a model folder" in one_line_error(err, "predict")
+
+
+def test_train_single_class_exits_2_and_writes_nothing(pets_images, spark, tmp_path, capsys):
+    from tests.apps.fixtures import SQUEEZENET
+
+    out = tmp_path / "model"
+    code, _, err = run_cli(capsys, "train", str(pets_images / "Bengal_1?.jpg"), "--weights", SQUEEZENET, "--out", str(out))
+    assert code == 2 and "single class ('Bengal')" in one_line_error(err, "train")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_test_fraction_outside_0_1_exits_2(pets_features, spark, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", str(pets_features), "--test-fraction", "1.5", "--out", str(tmp_path / "m"))
+    assert code == 2 and "--test-fraction" in one_line_error(err, "train")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,88 @@
+"""The JSON API: real photos, bad uploads as readable 4xx, concurrent requests on one loaded model."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from deepframes.apps.predict import BreedPredictor
+from deepframes.serve import LocalPipeline, create_app
+from tests.conftest import LOCAL_MASTER
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline(pets_model, spark_sessions):
+    return LocalPipeline(pets_model, spark_sessions.get(LOCAL_MASTER))
+
+
+@pytest.fixture(scope="module")
+def client(pipeline, pets_model):
+    return TestClient(create_app(pipeline, str(pets_model), max_bytes=2 * 1024 * 1024))
+
+
+def _upload(client, name: str, content: bytes, content_type: str = "image/jpeg"):
+    return client.post("/api/predict", files={"file": (name, content, content_type)})
+
+
+def test_api_predicts_top_3_breeds_of_a_real_photo(client, pets_images):
+    response = _upload(client, "Bengal_10.jpg", (pets_images / "Bengal_10.jpg").read_bytes())
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["predictions"][0]["label"] == "Bengal"
+    assert len(answer["predictions"]) == 3 and answer["seconds"] < 2.0
+
+
+def test_in_process_answers_equal_the_spark_pipeline(pipeline, pets_model, pets_images, spark):
+    paths = [str(pets_images / name) for name in ("Abyssinian_34.jpg", "Abyssinian_5.jpg", "american_bulldog_10.jpg")]
+    spark_answers = BreedPredictor(pets_model, spark).predict_paths(paths, top=3)
+    assert pipeline.mode == "in-process" and len(spark_answers) == 3
+    for expected in spark_answers:
+        local = pipeline.predict(Path(expected.path.removeprefix("file:")).read_bytes(), top=3)
+        assert [label for label, _ in local.top] == [label for label, _ in expected.top]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(local.top, expected.top)) < 1e-3
+
+
+@pytest.mark.parametrize("name, content, status, message", [
+    ("empty.jpg", b"", 400, "is empty (0 bytes)"),
+    ("notes.jpg", b"hello, I am text\n", 415, "is not a readable image"),
+    ("huge.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024 + 10), 413, "larger than the limit of 2 MB"),
+])
+def test_api_bad_uploads_get_a_readable_4xx(client, name, content, status, message):
+    response = _upload(client, name, content)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+
+
+def test_api_missing_file_field_is_422(client):
+    assert client.post("/api/predict").status_code == 422
+
+
+def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets_images):
+    engine = pipeline._engine
+    photos = [(pets_images / f"{breed}_{n}.jpg").read_bytes() for breed in ("Bengal", "Abyssinian") for n in range(1, 5)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda photo: _upload(client, "p.jpg", photo), photos))
+    assert all(response.status_code == 200 for response in responses)
+    assert pipeline._engine is engine
+
+
+def test_api_health_page_and_docs(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["labels"] == ["Abyssinian", "Bengal", "american_bulldog"]
+    page = client.get("/").text
+    assert 'accept="image/*"' in page and 'capture="environment"' in page
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_api_accepts_a_png_with_alpha(client):
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 48), (200, 120, 40, 128)).save(buffer, format="PNG")
+    assert _upload(client, "x.png", buffer.getvalue(), "image/png").status_code == 200
