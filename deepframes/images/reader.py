@@ -33,6 +33,9 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp")
 ERROR_MODES = ("column", "drop", "raise")
 # A partition holds at most this many files, so a task's memory stays small and work spreads.
 MAX_FILES_PER_PARTITION = 64
+# Files left encoded (decode=False) are small until a model's batch decodes them, so partitions
+# hold more: fewer tasks, and a longer stream in each for decoding to overlap the model.
+MAX_ENCODED_FILES_PER_PARTITION = 256
 # Decoded rows are handed back to Spark in Arrow batches no larger than this.
 _MAX_BATCH_ROWS = 64
 _MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -190,16 +193,18 @@ def output_schema(with_label: bool) -> StructType:
     return StructType(fields)
 
 
-def plan_partitions(num_files: int, parallelism: int) -> int:
+def plan_partitions(num_files: int, parallelism: int, max_files: int = MAX_FILES_PER_PARTITION) -> int:
     """How many partitions to decode ``num_files`` files in.
 
-    Every core gets work, no partition holds more than ``MAX_FILES_PER_PARTITION`` files, and the
-    count is a multiple of the parallelism so the last wave of tasks is full.
+    Every core gets work, no partition holds more than ``max_files`` files, and the count is a
+    multiple of the parallelism so the last wave of tasks is full.
 
     >>> plan_partitions(600, 2), plan_partitions(3, 8), plan_partitions(10_000, 16)
     (10, 3, 160)
+    >>> plan_partitions(600, 2, max_files=MAX_ENCODED_FILES_PER_PARTITION)
+    4
     """
-    wanted = max(parallelism, math.ceil(num_files / MAX_FILES_PER_PARTITION))
+    wanted = max(parallelism, math.ceil(num_files / max_files))
     wanted = math.ceil(wanted / parallelism) * parallelism
     return max(1, min(num_files, wanted))
 
@@ -377,7 +382,8 @@ def read_images(
             f"{' in subfolders too' if recursive else ' (subfolders skipped)'}. Pass "
             "extensions=None to read every file, or recursive=True to look in subfolders."
         )
-    target = num_partitions or plan_partitions(num_files, spark.sparkContext.defaultParallelism)
+    max_files = MAX_FILES_PER_PARTITION if decode else MAX_ENCODED_FILES_PER_PARTITION
+    target = num_partitions or plan_partitions(num_files, spark.sparkContext.defaultParallelism, max_files)
     files = files.select("path", "content")
     empty = _empty_local_files(listed)
     if empty:
