@@ -41,10 +41,18 @@ NAMED_MODELS = {
         NamedModel("Xception", "keras", ImagePreset((299, 299), **_TF)),
         NamedModel("MobileNetV2", "keras", ImagePreset((224, 224), **_TF)),
         NamedModel("EfficientNetB0", "keras", ImagePreset((224, 224))),  # rescales inside the model
+        # The demo's small network (deepframes.apps.network writes its ONNX file): 32x32 RGB in
+        # [0, 1], 512 features from two fixed random convolution layers.
+        NamedModel("tiny-cnn", "onnx", ImagePreset((32, 32), "NCHW", "RGB", std=(255.0, 255.0, 255.0)),
+                   feature_output="features"),
     )
 }
 
 POOLINGS = ("avg", "max", None)
+_ONNX_FILES = {
+    "squeezenet1.1": ".../squeezenet1.1.onnx (the ONNX model zoo's SqueezeNet 1.1)",
+    "tiny-cnn": "tiny-cnn.onnx (deepframes.apps.network.write_tiny_cnn writes it)",
+}
 
 
 def named_model(name: str) -> NamedModel:
@@ -95,8 +103,8 @@ def model_spec(name: str, weights: str | None, include_top: bool, pooling: str |
     if model.framework == "onnx":
         if not weights or not os.path.exists(weights):
             raise FileNotFoundError(
-                f"{name} needs its ONNX file: weights='.../squeezenet1.1.onnx' (the ONNX model zoo's "
-                f"SqueezeNet 1.1). Received: weights={weights!r}"
+                f"{name} needs its ONNX file: weights='{_ONNX_FILES.get(name, name + '.onnx')}'. "
+                f"Received: weights={weights!r}"
             )
         if not include_top and pooling != "avg":
             raise ValueError(

@@ -2,8 +2,8 @@
 
 It is not trained: two seeded random convolution layers with ReLU and pooling turn a 32x32 image
 into 512 features (random features, which a linear classifier on top learns to use). It is
-written as a real ONNX file, so ``ImageFeaturizer`` runs it like any other network, and it is
-registered in the model zoo under ``TINY_CNN`` so saved pipelines find it again.
+written as a real ONNX file, so ``ImageFeaturizer`` runs it like any other network; the model zoo
+knows it as ``tiny-cnn``, so saved pipelines load anywhere.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import zoo
-from ..inference.preprocess import ImagePreset
 
 TINY_CNN = "tiny-cnn"
-INPUT_SIZE = (32, 32)
+INPUT_SIZE = zoo.named_model(TINY_CNN).preset.size  # (32, 32): the zoo's entry describes this file
 
-zoo.NAMED_MODELS.setdefault(
-    TINY_CNN,
-    zoo.NamedModel(TINY_CNN, "onnx", ImagePreset(INPUT_SIZE, "NCHW", "RGB", std=(255.0, 255.0, 255.0)),
-                   feature_output="features"),
-)
 
 
 def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -14,7 +14,6 @@ from pyspark.sql.types import StringType, StructField, StructType
 from .. import zoo
 from ..images import IMAGE_STRUCT, decode_image, from_numpy, read_images
 from ..inference import ImageFeaturizer
-from . import network as _network  # noqa: F401  (registers the demo's tiny-cnn, so its models load)
 from .errors import InputError
 from .train import load_model, model_labels
 

@@ -377,10 +377,10 @@ def read_images(
     num_files = len(listed)
     if num_files == 0:
         wanted = "any file" if extensions is None else f"files ending in {', '.join(extensions)}"
+        hint = "extensions=None to read every file" + ("" if recursive else ", or recursive=True to look in subfolders")
         raise ValueError(
             f"read_images found no image files in {paths}: looked for {wanted}"
-            f"{' in subfolders too' if recursive else ' (subfolders skipped)'}. Pass "
-            "extensions=None to read every file, or recursive=True to look in subfolders."
+            f"{' in subfolders too' if recursive else ' (subfolders skipped)'}. Pass {hint}."
         )
     max_files = MAX_FILES_PER_PARTITION if decode else MAX_ENCODED_FILES_PER_PARTITION
     target = num_partitions or plan_partitions(num_files, spark.sparkContext.defaultParallelism, max_files)
