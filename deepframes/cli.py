@@ -34,6 +34,9 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: $DEEPFRAMES_MASTER or local[*])")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    # SUPPRESS: absent here, the value given before the command (deepframes -v COMMAND) stands
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress and print tracebacks")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -97,21 +100,15 @@ def cmd_images(args: argparse.Namespace) -> None:
     _emit(args, payload, f"{header}\n{format_summary(summary)}")
 
 
-# Our own progress lines replace Spark's console progress bar, which would interleave with them.
+# Commands that print their own progress lines (study, demo) turn Spark's console progress bar off,
+# as the two would interleave; featurize, train and predict show Spark's bar (stages and tasks, on
+# stderr) while they work.
 _QUIET = {"spark.ui.showConsoleProgress": "false"}
+_SHOW_PROGRESS = {"spark.ui.showConsoleProgress": "true"}
 
 
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _splits(text: str) -> tuple[float, ...]:
-    from .apps.study import parse_splits
-
-    try:
-        return parse_splits(text)
-    except InputError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_featurize(args: argparse.Namespace) -> None:
@@ -119,7 +116,8 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     from .session import session
 
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
-                              label=None if args.label == "none" else args.label, spark=session(args.master, **_QUIET))
+                              label=None if args.label == "none" else args.label,
+                              spark=session(args.master, **_SHOW_PROGRESS))
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
             f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
@@ -128,11 +126,12 @@ def cmd_featurize(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from .apps.study import run_study
+    from .apps.study import parse_splits, run_study
     from .session import session
 
+    splits = parse_splits(args.splits)  # before Spark starts: a bad value is one line, exit 2
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
-    result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=args.splits,
+    result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
                        spark=session(args.master, **_QUIET), progress=_progress)
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
@@ -152,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
-                              spark=session(args.master, **_QUIET))
+                              spark=session(args.master, **_SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
@@ -163,7 +162,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .session import session
 
-    predictions = BreedPredictor(args.model_dir, session(args.master, **_QUIET)).predict_paths(args.images, top=args.top)
+    predictor = BreedPredictor(args.model_dir, session(args.master, **_SHOW_PROGRESS))
+    predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
 
@@ -199,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     session(args.master, **_QUIET)
     result = run_demo(args.out, images=args.images, label=args.label, model=args.model, weights=args.weights,
-                      master=args.master)
+                      master=args.master, progress=_progress)
     files = result.files
     sql = "\n".join(f"  {row['path'].rsplit('/', 1)[-1]}: label {row['label']}, predicted {row['predicted']}"
                     for row in result.sql_predictions)
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("features", metavar="FEATURES", help="Parquet written by 'deepframes featurize'")
     study.add_argument("--pairs", choices=["one-vs-one", "one-vs-rest"], default="one-vs-one")
     study.add_argument("--classes", help="comma-separated classes to study (default: all)")
-    study.add_argument("--splits", type=_splits, default="0.1:0.9:0.1",
+    study.add_argument("--splits", default="0.1:0.9:0.1",
                        help="train fractions, START:STOP:STEP or a list (default: %(default)s)")
     study.add_argument("--iterations", type=int, default=100, help="max iterations per training")
     study.add_argument("--classifier", choices=["svm", "logreg"], default="svm")

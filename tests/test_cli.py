@@ -53,12 +53,32 @@ def test_cli_demo_on_a_small_folder_runs_the_whole_path(spark, tmp_path, capsys)
     write_digits(tmp_path / "digits", limit=120)
     out = tmp_path / "demo"
     assert main(["demo", "--images", str(tmp_path / "digits"), "--out", str(out), "--json"]) == 0
-    report = _last_json(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = _last_json(captured.out)
+    for step in ("featurizing", "training and evaluating", "predicting through Spark SQL", "study"):
+        assert f"demo: {step}" in captured.err, step  # progress, one line per step, on stderr
     assert (report["num_images"], report["num_classes"], report["network"]) == (120, 10, "tiny-cnn")
     assert len(report["sql_predictions"]) == 8 and all(row["predicted"] for row in report["sql_predictions"])
     for name in ("report.md", "model/confusion_matrix.png", "study/plots/overview.png", "network/tiny-cnn.onnx"):
         assert (out / name).is_file(), name
     assert not (out / "images").exists()  # a given folder is used where it is
+
+
+def test_cli_demo_that_fails_midway_leaves_nothing(spark, tmp_path, capsys, monkeypatch):
+    from deepframes.apps import demo
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo, "train_classifier", broken)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
+    assert "deepframes demo: error: disk full" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_cli_verbose_flag_after_the_command(capsys):
+    assert main(["info", "-v", "--json"]) == 0
+    assert _last_json(capsys.readouterr().out)
 
 
 def test_cli_demo_with_a_folder_without_images_exits_2_and_leaves_nothing(spark, tmp_path, capsys):

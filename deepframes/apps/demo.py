@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,12 +120,14 @@ def run_demo(
     weights: str | None = None,
     master: str | None = None,
     limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the whole path and write everything under ``out``.
 
     ``out/images`` (the digits, unless ``images`` is given), ``out/network`` (the small network),
     ``out/features`` (Parquet), ``out/model`` (the saved PipelineModel with its confusion matrix),
     ``out/study`` (one class against the rest at three splits) and ``out/report.md``.
+    ``progress`` receives one line per step as the demo goes.
 
     Examples
     --------
@@ -141,34 +144,38 @@ def run_demo(
         raise InputError("--weights needs --model too (the network the weights belong to).")
     spark = session(master)
     existed = root.exists()
+    def step(name: str) -> None:
+        line = f"demo: {name} ({time.perf_counter() - started:.1f} s)"
+        (progress or logger.info)(line)
+
     try:
-        return _run(root, spark, images, label, model, weights, limit, started)
-    except InputError:
-        if not existed:  # bad input leaves no half-written folder behind
+        return _run(root, spark, images, label, model, weights, limit, started, step)
+    except BaseException:
+        if not existed:  # a failed run leaves no half-written folder behind
             shutil.rmtree(root, ignore_errors=True)
         raise
 
 
-def _run(root: Path, spark, images, label, model, weights, limit, started) -> DemoResult:
+def _run(root: Path, spark, images, label, model, weights, limit, started, step) -> DemoResult:
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text("written by deepframes demo; safe to replace with a new run\n")
     if images is None:
         image_folder = root / "images"
         count = write_digits(image_folder, limit)
-        logger.info("wrote %d digit images under %s", count, image_folder)
+        step(f"wrote {count} digit images under {image_folder}")
         label = "folder"
     else:
         image_folder = Path(images).resolve()
     if model is None:
         model, weights = TINY_CNN, str(write_tiny_cnn(root / "network" / f"{TINY_CNN}.onnx"))
-    logger.info("demo step %s at %.1f s", 'featurized', time.perf_counter() - started)
+    step("featurizing")
     featurized = featurize_images(str(image_folder), root / "features", model=model, weights=weights,
                                   label=label, spark=spark)
-    logger.info("demo step %s at %.1f s", 'trained', time.perf_counter() - started)
+    step("training and evaluating")
     trained = train_classifier(str(root / "features"), root / "model", spark=spark)
-    logger.info("demo step %s at %.1f s", 'sql', time.perf_counter() - started)
+    step("predicting through Spark SQL")
     predictions = _sql_predictions(spark, root / "model", image_folder, label)
-    logger.info("demo step %s at %.1f s", 'study', time.perf_counter() - started)
+    step("study: each class against the rest")
     run_study(root / "features", root / "study", pairs="one-vs-rest", splits=parse_splits("0.2,0.5,0.8"),
               classifier="logreg", spark=spark)
     result = DemoResult(

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .errors import RankFailedError, RunMonitor
+from .gpus import visible_devices
 from .process import RankOutcome, RankProcess
 from .rendezvous import reserve_endpoint
 from .shard import empty_shard_error, write_shard
@@ -97,8 +98,9 @@ def _start_ranks(
 ) -> list[RankProcess]:
     threads = max(1, (os.cpu_count() or 1) // config.world_size)
     per_slot = config.gpus_per_slot
-    rank_gpus = [
-        tuple(gpus[rank * per_slot : (rank + 1) * per_slot])
+    preset = os.environ.get("CUDA_VISIBLE_DEVICES")
+    rank_gpus = [  # addresses index the devices this machine shows: a preset list is sliced
+        visible_devices(gpus[rank * per_slot : (rank + 1) * per_slot], preset) if gpus else ()
         for rank in range(config.world_size)
     ]
     processes: list[RankProcess] = []

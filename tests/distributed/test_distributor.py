@@ -37,6 +37,10 @@ def test_distributor_sets_rendezvous_environment(spark):
     assert {info["local_rank"] for info in infos} == {0, 1}
     assert len({info["run_id"] for info in infos}) == 1
     assert infos[0]["env"]["MASTER_PORT"] == infos[1]["env"]["MASTER_PORT"] != "0"
+    assert [(info["env"]["RANK"], info["env"]["WORLD_SIZE"]) for info in infos] == [("0", "2"), ("1", "2")]
+    assert {info["env"]["LOCAL_RANK"] for info in infos} == {"0", "1"}
+    jax = {info["env"]["JAX_COORDINATOR_ADDRESS"] for info in infos}
+    assert len(jax) == 1 and jax.pop().rsplit(":", 1)[1].isdigit()  # one coordinator, host:port
     tf_configs = [json.loads(info["env"]["TF_CONFIG"]) for info in infos]
     assert [config["task"]["index"] for config in tf_configs] == [0, 1]
     assert len(set(tf_configs[0]["cluster"]["worker"])) == 2

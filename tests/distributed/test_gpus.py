@@ -56,3 +56,13 @@ def test_rank_gpus_too_few_for_the_slot():
         ValueError, match=r"gpus_per_slot=2, but Spark gave this task 1 GPU"
     ):
         rank_gpus(["0"], 2, None)
+
+
+def test_local_mode_slices_a_preset_cuda_visible_devices(monkeypatch):
+    from deepframes import Distributor
+    from tests.distributed import workloads
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    results = Distributor(2, local_mode=True, use_gpu=True, return_ranks="all").run(workloads.rank_info)
+    assert [result["cuda"] for result in results] == ["4", "5"]
+    assert [result["gpus"] for result in results] == [("4",), ("5",)]

@@ -18,7 +18,8 @@ def rank_info(ctx):
         "run_id": ctx.run_id,
         "env": {
             key: os.environ.get(key)
-            for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG")
+            for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG",
+                        "JAX_COORDINATOR_ADDRESS")
         },
         "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "gpus": ctx.gpus,
