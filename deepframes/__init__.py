@@ -36,10 +36,14 @@ _EXPORTS = {
 # subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
 _SUBPACKAGES = ("apps", "blocks", "compat", "distributed", "engines", "images", "inference", "zoo")
 
-__all__ = sorted([*_EXPORTS, "__version__", "session"])
+__all__ = [
+    "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
+    "ModelTransformer", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
+    "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_udf", "session",
+]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
-from .session import session as session  # noqa: E402
+from .session import session as session
 
 if TYPE_CHECKING:
     from ._java import JavaNotFoundError as JavaNotFoundError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -96,13 +97,31 @@ def run_attempt(
     if monitor.first_failure is not None:
         raise RankFailedError.from_outcome(monitor.first_failure, config.attempt + 1)
     if job.error is not None:
-        raise RankFailedError(
-            f"The barrier job failed before any rank reported an error: {job.error}",
-            rank=None,
-            error_type=type(job.error).__name__,
-            attempts=config.attempt + 1,
-        ) from job.error
+        raise _job_error(job.error, config) from job.error
     return {row.rank: row.chunk for row in job.rows or []}
+
+
+# How a failed rank's barrier task words its error (task.RankFailure), read back out of Spark's.
+_RANK_FAILURE = re.compile(r"RankFailure: rank (\d+) failed with ([\w.]+): (.*)")
+
+
+def _job_error(error: BaseException, config: RunConfig) -> RankFailedError:
+    """The barrier job's error as a RankFailedError; a rank's own failure (reported through Spark
+    when the log channel was not open) keeps its rank, type and traceback."""
+    text = str(error)
+    match = _RANK_FAILURE.search(text)
+    if match is None:
+        return RankFailedError(
+            f"The barrier job failed before any rank reported an error: {error}",
+            rank=None, error_type=type(error).__name__, attempts=config.attempt + 1,
+        )
+    rank, error_type, message = int(match[1]), match[2], match[3]
+    traceback = text[match.end():].split("\n\tat ", 1)[0].strip()
+    return RankFailedError(
+        f"Rank {rank} failed first, with {error_type}: {message}\nTraceback from rank {rank}:\n{traceback}\n"
+        f"({config.attempt + 1} attempt(s); retry with Distributor(max_retries=...) to resubmit the run.)",
+        rank=rank, error_type=error_type, remote_traceback=traceback, attempts=config.attempt + 1,
+    )
 
 
 def _with_channel(config: RunConfig, server: ChannelServer) -> RunConfig:

@@ -13,7 +13,7 @@ _EXPORTS = {
     "register_udf": ".sql",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ImageFeaturizer", "ImagePredictor", "ModelTransformer", "register_udf"]
 
 if TYPE_CHECKING:
     from .images import ImageFeaturizer as ImageFeaturizer

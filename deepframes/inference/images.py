@@ -15,7 +15,13 @@ from pyspark.sql import functions as F
 from .. import zoo
 from ..blocks.arrays import OutputSpec
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, plan_on_zeros
+from .stage import (
+    ModelFileStage,
+    apply_plan,
+    check_batch_size,
+    check_input_columns,
+    plan_on_zeros,
+)
 from .transformer import HasBatchSize, is_image_column
 
 

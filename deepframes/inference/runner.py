@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..blocks.arrays import OutputSpec, arrow_type, block_to_arrow, column_to_numpy, scatter_rows, valid_rows
+from ..blocks.arrays import (
+    OutputSpec,
+    arrow_type,
+    block_to_arrow,
+    column_to_numpy,
+    scatter_rows,
+    valid_rows,
+)
 from ..blocks.execution import rebatch
 from .model_spec import ModelSpec
 from .preprocess import ImagePreset, is_encoded_files, is_image_struct

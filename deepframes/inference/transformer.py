@@ -16,7 +16,13 @@ from ..blocks.shapes import recorded_shape
 from .model_spec import ModelSpec
 from .preprocess import ImagePreset
 from .runner import InferencePlan, InputBinding, OutputBinding
-from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns, dry_run
+from .stage import (
+    ModelFileStage,
+    apply_plan,
+    check_batch_size,
+    check_input_columns,
+    dry_run,
+)
 
 
 class HasBatchSize(Params):

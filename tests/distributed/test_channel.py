@@ -6,7 +6,9 @@ import dataclasses
 import logging
 import threading
 
-from deepframes.distributed import Distributor, channel, cluster
+import pytest
+
+from deepframes.distributed import Distributor, RankFailedError, channel, cluster
 from deepframes.distributed.channel import ChannelClient, ChannelServer
 from tests.distributed import workloads
 
@@ -73,3 +75,16 @@ def test_distributor_runs_without_channel_and_warns(spark, monkeypatch, caplog):
         "The log channel could not open" in caplog.text
         and "no port for you" in caplog.text
     )
+
+
+def test_rank_failure_without_channel_keeps_rank_type_and_traceback(spark, monkeypatch):
+    def refuse(*args):
+        raise OSError("no port for you")
+
+    monkeypatch.setattr(cluster, "ChannelServer", refuse)
+    with pytest.raises(RankFailedError) as failure:
+        Distributor(2).run(workloads.raise_on_rank, failing_rank=1)
+    error = failure.value
+    assert (error.rank, error.error_type) == (1, "ValueError")
+    assert "boom on rank 1" in str(error).splitlines()[0]
+    assert "raise_on_rank" in error.remote_traceback  # the rank's own frames, not the JVM's
