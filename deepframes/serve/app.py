@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -16,6 +16,8 @@ from .local import LocalPipeline
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# Room for the multipart envelope (boundaries, headers) around the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -42,6 +44,16 @@ def create_app(pipeline: LocalPipeline, model_dir: str, max_bytes: int = DEFAULT
     @app.exception_handler(HTTPException)
     async def _as_json(_, error: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    @app.middleware("http")
+    async def _refuse_large_bodies(request: Request, call_next):
+        # Refuse before the body is received, when its declared length is already too large.
+        declared = request.headers.get("content-length", "")
+        if request.url.path == "/api/predict" and declared.isdigit() and \
+                int(declared) > max_bytes + _MULTIPART_OVERHEAD:
+            return JSONResponse({"detail": f"The upload is larger than the limit of {max_bytes // (1024 * 1024)} "
+                                           "MB; send a smaller photo."}, status_code=413)
+        return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:

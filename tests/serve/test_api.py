@@ -53,6 +53,8 @@ def test_in_process_answers_equal_the_spark_pipeline(pipeline, pets_model, pets_
     ("empty.jpg", b"", 400, "is empty (0 bytes)"),
     ("notes.jpg", b"hello, I am text\n", 415, "is not a readable image"),
     ("huge.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024 + 10), 413, "larger than the limit of 2 MB"),
+    # refused on its declared length, before the body is read
+    ("huger.png", b"\x89PNG" + b"0" * (3 * 1024 * 1024), 413, "larger than the limit of 2 MB"),
 ])
 def test_api_bad_uploads_get_a_readable_4xx(client, name, content, status, message):
     response = _upload(client, name, content)
