@@ -64,6 +64,16 @@ def test_cli_demo_on_a_small_folder_runs_the_whole_path(spark, tmp_path, capsys)
     assert not (out / "images").exists()  # a given folder is used where it is
 
 
+@pytest.mark.slow
+def test_cli_demo_runs_the_whole_default_path_in_under_3_minutes(spark, tmp_path, capsys):
+    # What `make demo` runs: the 1,797 scikit-learn digits, the tiny network, train, SQL, study.
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--json"]) == 0
+    report = _last_json(capsys.readouterr().out)
+    assert (report["num_images"], report["num_classes"]) == (1797, 10)
+    assert report["accuracy"] >= 0.9 and report["seconds"] < 180, (report["accuracy"], report["seconds"])
+    assert (tmp_path / "demo" / "report.md").is_file()
+
+
 def test_cli_demo_that_fails_midway_leaves_nothing(spark, tmp_path, capsys, monkeypatch):
     from deepframes.apps import demo
 

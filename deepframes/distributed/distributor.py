@@ -20,6 +20,17 @@ _RETURN_RANKS = ("first", "all")
 _MAX_RESULT_BYTES = 256 * 1024 * 1024
 
 
+# Ports are reserved by binding them and released just before the rank's framework binds them;
+# another process can take one in between, and then the whole run is resubmitted once.
+_PORT_RETRIES = 1
+
+
+def port_taken(error: RankFailedError) -> bool:
+    """Whether a rank failed because an address it was to listen on was in use (EADDRINUSE)."""
+    text = f"{error} {getattr(error, 'remote_traceback', '') or ''}".lower()
+    return "address already in use" in text or "eaddrinuse" in text
+
+
 class Distributor:
     """Runs ``fn`` once per rank on ``num_slots`` Spark barrier tasks that start together.
 
@@ -151,22 +162,25 @@ class Distributor:
     def _with_retries(
         self, launch: Callable[[RunConfig], dict[int, bytes]], base: RunConfig
     ) -> dict[int, bytes]:
+        """Run attempts until one succeeds: ``max_retries`` resubmissions after failures, plus
+        one for a rendezvous port another process took between its reservation and its use."""
         import dataclasses
 
-        for attempt in range(self.max_retries + 1):
+        attempt, failures, port_retries = 0, 0, 0
+        while True:
             try:
                 return launch(dataclasses.replace(base, attempt=attempt))
             except RankFailedError as error:
-                if attempt == self.max_retries:
+                if port_taken(error) and port_retries < _PORT_RETRIES:
+                    port_retries += 1
+                    reason = "a rendezvous port was taken by another process"
+                elif failures < self.max_retries:
+                    failures += 1
+                    reason = f"rank {error.rank}, {error.error_type}"
+                else:
                     raise
-                logger.warning(
-                    "Attempt %d of %d failed (rank %s, %s); resubmitting the run.",
-                    attempt + 1,
-                    self.max_retries + 1,
-                    error.rank,
-                    error.error_type,
-                )
-        raise AssertionError("unreachable")
+                logger.warning("Attempt %d failed (%s); resubmitting the run.", attempt + 1, reason)
+                attempt += 1
 
     def _cluster_launcher(
         self, spark: Any, df: Any

@@ -184,3 +184,31 @@ def test_distributor_rejects_bad_arguments(arguments, message):
 def test_preflight_rejects_dynamic_allocation():
     with pytest.raises(ValueError, match="spark.dynamicAllocation.enabled is true"):
         check_dynamic_allocation(FakeSpark({"spark.dynamicAllocation.enabled": "true"}))
+
+
+def test_a_taken_rendezvous_port_resubmits_once_beyond_max_retries():
+    from dataclasses import dataclass
+
+    from deepframes.distributed.errors import RankFailedError
+
+    @dataclass(frozen=True)
+    class Config:
+        attempt: int = 0
+
+    attempts = []
+
+    def launch(config):
+        attempts.append(config.attempt)
+        if len(attempts) == 1:
+            raise RankFailedError("Rank 0 failed first, with RuntimeError: Address already in use",
+                                  rank=0, error_type="RuntimeError", attempts=1)
+        return {0: b"ok"}
+
+    assert Distributor(2, max_retries=0)._with_retries(launch, Config()) == {0: b"ok"}
+    assert attempts == [0, 1]
+
+    def always_taken(config):
+        raise RankFailedError("EADDRINUSE", rank=1, error_type="OSError", attempts=1)
+
+    with pytest.raises(RankFailedError):  # only one resubmission for a taken port
+        Distributor(2, max_retries=0)._with_retries(always_taken, Config())
