@@ -66,13 +66,20 @@ def test_api_missing_file_field_is_422(client):
     assert client.post("/api/predict").status_code == 422
 
 
-def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets_images):
+def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets_images, monkeypatch):
+    from deepframes.inference.model_spec import ModelSpec
+
+    loads = []
+    original_load = ModelSpec.load
+    monkeypatch.setattr(ModelSpec, "load", lambda spec: loads.append(spec) or original_load(spec))
     engine = pipeline._engine
+    runs = []
+    monkeypatch.setattr(engine, "run", lambda feeds, _run=engine.run: runs.append(1) or _run(feeds))
     photos = [(pets_images / f"{breed}_{n}.jpg").read_bytes() for breed in ("Bengal", "Abyssinian") for n in range(1, 5)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda photo: _upload(client, "p.jpg", photo), photos))
     assert all(response.status_code == 200 for response in responses)
-    assert pipeline._engine is engine
+    assert len(runs) == len(photos) and loads == []  # every request ran the one loaded network
 
 
 def test_api_health_page_and_docs(client):
