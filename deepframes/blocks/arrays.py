@@ -52,13 +52,6 @@ BLOCK_FIX = ("A block function must return the same dtype and cell shape for eve
              "or declare the column with output_schema).")
 
 
-def format_cells(value: object) -> str:
-    """A cell shape as a list (``[8]``, ``[?, 3]``); other values as they are."""
-    if isinstance(value, tuple):
-        return "[" + ", ".join("?" if side == UNKNOWN else str(side) for side in value) + "]"
-    return str(value)
-
-
 class UnequalCellsError(ValueError):
     """Cells of one column differ in shape within a block."""
 
@@ -142,7 +135,7 @@ class OutputSpec:
         flattened_ok = declared and expected == (UNKNOWN,)  # any N-D cells stored flat
         same_rank = len(cells) == len(expected)
         if not flattened_ok and (not same_rank or any(e not in (UNKNOWN, c) for c, e in zip(cells, expected))):
-            raise ValueError(self._changed("cell shape", cells, expected))
+            raise ValueError(self._changed("cell shape", format_shape(cells), format_shape(expected)))
         return values
 
     def _checked_dtype(self, values: np.ndarray, declared: bool) -> np.ndarray:
@@ -161,8 +154,8 @@ class OutputSpec:
 
     def _changed(self, what: str, received: object, expected: object) -> str:
         return (
-            f"Output {self.name!r} changed {what} between blocks: expected {format_cells(expected)}, "
-            f"received {format_cells(received)}."
+            f"Output {self.name!r} changed {what} between blocks: expected {expected}, "
+            f"received {received}."
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .channel import ChannelServer
 from .errors import RankFailedError, RunMonitor
+from .process import RankOutcome
 from .task import RESULT_SCHEMA, RunConfig, run_barrier_rank
 
 logger = logging.getLogger(__name__)
@@ -115,13 +116,9 @@ def _job_error(error: BaseException, config: RunConfig) -> RankFailedError:
             f"The barrier job failed before any rank reported an error: {error}",
             rank=None, error_type=type(error).__name__, attempts=config.attempt + 1,
         )
-    rank, error_type, message = int(match[1]), match[2], match[3]
     traceback = text[match.end():].split("\n\tat ", 1)[0].strip()
-    return RankFailedError(
-        f"Rank {rank} failed first, with {error_type}: {message}\nTraceback from rank {rank}:\n{traceback}\n"
-        f"({config.attempt + 1} attempt(s); retry with Distributor(max_retries=...) to resubmit the run.)",
-        rank=rank, error_type=error_type, remote_traceback=traceback, attempts=config.attempt + 1,
-    )
+    outcome = RankOutcome(int(match[1]), ok=False, error_type=match[2], message=match[3], traceback=traceback)
+    return RankFailedError.from_outcome(outcome, config.attempt + 1)
 
 
 def _with_channel(config: RunConfig, server: ChannelServer) -> RunConfig:

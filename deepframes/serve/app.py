@@ -24,6 +24,10 @@ def _error(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
+def _too_large(name: str, max_bytes: int) -> str:
+    return f"The upload {name} is larger than the limit of {max_bytes // (1024 * 1024)} MB; send a smaller photo."
+
+
 def create_app(pipeline: LocalPipeline, model_dir: str, max_bytes: int = DEFAULT_MAX_BYTES, top: int = 3) -> FastAPI:
     """The web service around a loaded pipeline (loaded once; requests share it).
 
@@ -51,8 +55,7 @@ def create_app(pipeline: LocalPipeline, model_dir: str, max_bytes: int = DEFAULT
         declared = request.headers.get("content-length", "")
         if request.url.path == "/api/predict" and declared.isdigit() and \
                 int(declared) > max_bytes + _MULTIPART_OVERHEAD:
-            return JSONResponse({"detail": f"The upload is larger than the limit of {max_bytes // (1024 * 1024)} "
-                                           "MB; send a smaller photo."}, status_code=413)
+            return JSONResponse({"detail": _too_large("file", max_bytes)}, status_code=413)
         return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -73,8 +76,7 @@ def create_app(pipeline: LocalPipeline, model_dir: str, max_bytes: int = DEFAULT
         if not content:
             raise _error(400, f"The upload {name} is empty (0 bytes); expected an image file such as a JPEG or PNG photo.")
         if len(content) > max_bytes:
-            raise _error(413, f"The upload {name} is larger than the limit of {max_bytes // (1024 * 1024)} MB; "
-                              "send a smaller photo.")
+            raise _error(413, _too_large(name, max_bytes))
         started = time.perf_counter()
         try:
             prediction = await run_in_threadpool(pipeline.predict, content, name, top)
