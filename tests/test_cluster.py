@@ -46,7 +46,7 @@ def _block_results(spark, column_values):
     sliced = sliced_frame(spark, column_values)
     mean = deepframes.reduce_blocks(weighted_mean, sliced, block_size=50)
     keyed = sliced.withColumn("key", (sliced.x > 20).cast("string"))
-    groups = sorted(tuple(row) for row in deepframes.aggregate(weighted_mean, keyed.groupBy("key")).collect())
+    groups = sorted(tuple(row) for row in deepframes.aggregate(weighted_mean, keyed, by="key").collect())
     return added, float(mean["x"]), float(mean["w"]), groups
 
 

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .arrays import (
+from ..core.arrays import (
     OutputSpec,
     arrow_type,
     block_from_arrays,
     block_to_arrow,
     cell_to_numpy,
     cells_to_arrow,
+    UnequalCellsError,
     scatter_rows,
     valid_rows,
 )
+from ..core.batching import rebatch
 from .functions import BlockFunction, BlockFunctionError
 
 # Partial results combined at once while reducing a partition; bounds driver and worker memory.
@@ -45,30 +47,6 @@ class BlockPlan:
     @property
     def shape_of(self) -> dict[str, tuple[int, ...] | None]:
         return dict(zip(self.columns, self.shapes))
-
-
-def rebatch(batches: Iterator[pa.RecordBatch], block_size: int | None) -> Iterator[pa.RecordBatch]:
-    """Blocks of exactly ``block_size`` rows (the last may be shorter), carrying rows over
-    from one Arrow batch to the next; without a block size, the batches as they come."""
-    if block_size is None:
-        yield from batches
-        return
-    pending: list[pa.RecordBatch] = []
-    num_pending = 0
-    for batch in batches:
-        pending.append(batch)
-        num_pending += batch.num_rows
-        if num_pending < block_size:
-            continue
-        table = pa.Table.from_batches(pending).combine_chunks()
-        offset = 0
-        while num_pending - offset >= block_size:
-            yield table.slice(offset, block_size).to_batches()[0]
-            offset += block_size
-        rest = table.slice(offset)
-        pending, num_pending = rest.to_batches(), rest.num_rows
-    if num_pending:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
 def _arrays(batch: pa.RecordBatch, plan: BlockPlan) -> dict[str, pa.Array]:
@@ -152,27 +130,11 @@ def _map_rows_block(batch: pa.RecordBatch, plan: BlockPlan, where: str) -> list[
     return [scatter_rows(cells_to_arrow(cells[spec.name], spec), valid) for spec in plan.outputs]
 
 
-def map_record_batches(batches: Iterator[pa.RecordBatch], plan: BlockPlan) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` entry point: input columns in, output columns out (row count may change)."""
-    names = [spec.name for spec in plan.outputs]
+def map_blocks_compute(batches: Iterator[pa.RecordBatch], plan: BlockPlan) -> Iterator[list[pa.Array]]:
+    """The executor body of ``map_blocks``/``map_rows`` (``core.udf``'s ``compute``): input
+    batches re-cut to ``plan.block_size`` rows, the function's output columns per block."""
     for block in rebatch(batches, plan.block_size):
-        yield pa.RecordBatch.from_arrays(map_block(block, plan), names=names)
-
-
-def map_column_batches(batches: Iterator, plan: BlockPlan) -> Iterator[pa.Array]:
-    """Scalar-iterator Arrow UDF entry point: one output array (a struct for several outputs)
-    per block; the total row count equals the input's."""
-    def as_record_batches() -> Iterator[pa.RecordBatch]:
-        for arrays in batches:
-            arrays = [arrays] if isinstance(arrays, (pa.Array, pa.ChunkedArray)) else list(arrays)
-            yield pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
-
-    for block in rebatch(as_record_batches(), plan.block_size):
-        columns = map_block(block, plan)
-        if len(columns) == 1:
-            yield columns[0]
-        else:
-            yield pa.StructArray.from_arrays(columns, names=[spec.name for spec in plan.outputs])
+        yield map_block(block, plan)
 
 
 # ---- reductions ----------------------------------------------------------------------------
@@ -223,15 +185,40 @@ def pair(left: dict, right: dict, plan: BlockPlan, where: str) -> dict[str, np.n
     return _reduced(plan.function.call(left, right, where=where), plan, where)
 
 
-def _partial_batch(partial: dict[str, np.ndarray] | None) -> Iterator[pa.RecordBatch]:
-    if partial is not None:
-        yield pa.RecordBatch.from_arrays([pa.array([pickle.dumps(partial)], pa.binary())], names=["partial"])
+def _payload_batch(payload: object) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([pickle.dumps(payload)], pa.binary())], names=["partial"])
 
 
 def reduce_record_batches(batches: Iterator[pa.RecordBatch], plan: BlockPlan) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` entry point: at most one pickled partial result per partition."""
+    """``mapInArrow`` entry point: at most one pickled partial result per partition.
+
+    Our own errors (a function that raised, cells of unequal shapes) travel back as the pickled
+    exception itself, so the driver raises exactly it instead of reading Spark's error text.
+    """
     reduce = reduce_rows_local if plan.by_row else reduce_blocks_local
-    yield from _partial_batch(reduce(batches, plan))
+    try:
+        partial = reduce(batches, plan)
+    except (BlockFunctionError, UnequalCellsError) as error:
+        yield _payload_batch(ExecutorError(error))
+        return
+    if partial is not None:
+        yield _payload_batch(partial)
+
+
+@dataclass(frozen=True)
+class ExecutorError:
+    """An error raised on an executor, carried back to the driver as a result."""
+
+    error: Exception
+
+
+def partial_results(payloads: Sequence[bytes]) -> list[dict[str, np.ndarray]]:
+    """Unpickle the partitions' partial results; raise the first executor error among them."""
+    partials = [pickle.loads(payload) for payload in payloads]
+    for partial in partials:
+        if isinstance(partial, ExecutorError):
+            raise partial.error
+    return partials
 
 
 def finish_reduce(partials: Sequence[dict[str, np.ndarray]], plan: BlockPlan) -> dict[str, np.ndarray] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pyspark import cloudpickle
 
-from .arrays import as_numpy
+from ..core.arrays import as_numpy
 
 # digest -> prepared function, kept as long as the (reused) Python worker lives, so a function
 # is unpickled (and a tf.function traced) once per worker, not once per task or block.

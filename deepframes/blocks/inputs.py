@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
-from pyspark.errors import PythonException
 from pyspark.sql import DataFrame
 
+from ..core.shapes import recorded_shape
 from .execution import BlockPlan
 from .functions import BlockFunction, BlockFunctionError
-from .shapes import recorded_shape
-
-# Rows read on the driver to infer output schemas: never a full pass.
-SAMPLE_ROWS = 16
 
 
 def check_block_size(block_size: int | None) -> None:
@@ -55,35 +50,6 @@ def _tuple(shape: list[int] | None) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape)
 
 
-def _first_rows_as_ipc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """A partition's first SAMPLE_ROWS rows as one Arrow IPC blob; reads no further."""
-    taken, rows = [], 0
-    for batch in batches:
-        taken.append(batch.slice(0, SAMPLE_ROWS - rows))
-        rows += taken[-1].num_rows
-        if rows >= SAMPLE_ROWS:
-            break
-    if rows:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, taken[0].schema) as writer:
-            for batch in taken:
-                writer.write_batch(batch)
-        yield pa.RecordBatch.from_arrays([pa.array([sink.getvalue().to_pybytes()])], names=["ipc"])
-
-
-def sample(df: DataFrame, columns: Sequence[str]) -> pa.Table:
-    """The first rows of ``columns`` exactly as executors see them in Arrow, read on the driver.
-
-    The limit comes after the Arrow conversion, so Spark computes only as many partitions as it
-    needs to find rows (no full pass, and no shuffle of the whole DataFrame into one task).
-    """
-    rows = df.select(*columns).mapInArrow(_first_rows_as_ipc, "ipc binary").limit(1).collect()
-    batches = [batch for row in rows for batch in pa.ipc.open_stream(row.ipc)]
-    if not batches:
-        return pa.table({name: pa.array([], pa.null()) for name in columns})
-    return pa.Table.from_batches(batches)
-
-
 def as_table(df: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
     """A pandas DataFrame's columns as Arrow (cells holding arrays become list columns)."""
     frame = df[list(columns)].copy()
@@ -91,15 +57,3 @@ def as_table(df: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
         if frame[name].dtype == object and len(frame) and hasattr(frame[name].iloc[0], "tolist"):
             frame[name] = [None if cell is None else cell.tolist() for cell in frame[name]]
     return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-_BLOCK_ERROR = re.compile(r"(?:BlockFunctionError|UnequalCellsError|ValueError|TypeError): (.*)")
-
-
-def raise_from_executor(error: PythonException, operation: str) -> None:
-    """Re-raise an executor failure of a block operation as its own one-line error."""
-    lines = [match.group(1) for match in _BLOCK_ERROR.finditer(str(error))]
-    ours = [line for line in lines if line.startswith(operation) or "Column " in line or "Output " in line]
-    if ours:
-        raise BlockFunctionError(ours[-1]) from None
-    raise error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -11,22 +10,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import StructField, StructType
+from pyspark.sql.types import StructType
 
-from .arrays import OutputSpec, arrow_type, block_from_arrays
-from .execution import (
-    BlockPlan,
-    check_row_count,
-    map_block,
-    row_values,
-    map_column_batches,
-    map_record_batches,
-    rebatch,
-)
+from ..core.arrays import OutputSpec, arrow_type, block_from_arrays
+from ..core.batching import rebatch
+from ..core.sampling import SAMPLE_ROWS, sample
+from ..core.shapes import recorded_shape
+from ..core.udf import append_columns, check_new_columns, map_partitions
+from .execution import BlockPlan, check_row_count, map_block, map_blocks_compute, row_values
 from .functions import BlockFunctionError
-from .inputs import SAMPLE_ROWS, as_table, check_block_size, input_columns, make_plan, sample
-from .shapes import SHAPE_KEY, recorded_shape
+from .inputs import as_table, check_block_size, input_columns, make_plan
 
 Schema = StructType | str | None
 
@@ -88,42 +81,15 @@ def _no_sample_message(plan: BlockPlan) -> str:
     )
 
 
-def _with_shapes(df: DataFrame, outputs: Sequence[OutputSpec]) -> DataFrame:
-    for spec in outputs:
-        if spec.cell_shape:
-            df = df.withMetadata(spec.name, {SHAPE_KEY: spec.block_shape})
-    return df
-
-
-def _output_struct(outputs: Sequence[OutputSpec]) -> StructType:
-    return StructType([StructField(spec.name, spec.spark_type, True) for spec in outputs])
+_CLASH_FIX = "Return new names from the function, or pass trim=True to keep only its outputs"
 
 
 def _run_spark(plan: BlockPlan, df: DataFrame) -> DataFrame:
-    schema = _output_struct(plan.outputs)
+    compute = functools.partial(map_blocks_compute, plan=plan)
+    outputs = [spec.column() for spec in plan.outputs]
     if plan.trim:
-        result = df.select(*plan.columns).mapInArrow(functools.partial(map_record_batches, plan=plan), schema)
-        return _with_shapes(result, plan.outputs)
-    from pyspark.sql.pandas.functions import ArrowUDFType, arrow_udf
-
-    single = len(plan.outputs) == 1
-    with warnings.catch_warnings():  # Spark prefers type hints; a partial has none to give
-        warnings.simplefilter("ignore", UserWarning)
-        udf = arrow_udf(
-            functools.partial(map_column_batches, plan=plan),
-            plan.outputs[0].spark_type if single else schema,
-            ArrowUDFType.SCALAR_ITER,
-        )
-    call = udf(*[F.col(name) for name in plan.columns])
-    if single:
-        result = df.withColumn(plan.outputs[0].name, call)
-    else:
-        holder = "__deepframes_outputs"
-        result = df.withColumn(holder, call).select(
-            *[F.col(name) for name in df.columns],
-            *[F.col(holder)[spec.name].alias(spec.name) for spec in plan.outputs],
-        )
-    return _with_shapes(result, plan.outputs)
+        return map_partitions(df, compute, plan.columns, outputs)
+    return append_columns(df, compute, plan.columns, outputs, operation=plan.function.operation, fix=_CLASH_FIX)
 
 
 def _run_pandas(plan: BlockPlan, df: pd.DataFrame) -> pd.DataFrame:
@@ -162,12 +128,7 @@ def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: boo
     else:
         outputs = declared
     if not trim:
-        clashes = [spec.name for spec in outputs if spec.name in df.columns]
-        if clashes:
-            raise ValueError(
-                f"{operation}: output column(s) {clashes} already exist in the DataFrame. Return "
-                "new names from the function, or pass trim=True to keep only its outputs."
-            )
+        check_new_columns(df, [spec.name for spec in outputs], operation, _CLASH_FIX)
     plan = replace(plan, outputs=outputs, declared=declared is not None)
     if isinstance(df, pd.DataFrame):
         return _run_pandas(plan, df)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,14 +10,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.errors import PythonException
-from pyspark.sql import DataFrame, GroupedData, SparkSession
+from pyspark.sql import DataFrame, GroupedData
 from pyspark.sql.types import StructField, StructType
 
-from .arrays import OutputSpec, block_to_arrow
-from .execution import BlockPlan, finish_reduce, reduce_blocks_local, reduce_record_batches, reduce_rows_local
-from .inputs import as_table, check_block_size, input_columns, make_plan, raise_from_executor, sample
-from .shapes import SHAPE_KEY, column_shape
+from ..core.arrays import OutputSpec, block_to_arrow
+from ..core.sampling import sample
+from ..core.shapes import column_shape, with_shapes
+from .execution import (
+    BlockPlan,
+    finish_reduce,
+    partial_results,
+    reduce_blocks_local,
+    reduce_record_batches,
+    reduce_rows_local,
+)
+from .inputs import as_table, check_block_size, input_columns, make_plan
 
 # Rows per Arrow batch while a reduction streams a column to Python: about this many bytes.
 _TARGET_BATCH_BYTES = 8 * 1024 * 1024
@@ -41,36 +46,19 @@ def _row_bytes(df: DataFrame, columns: Sequence[str]) -> int:
     return max(total, 8)
 
 
-@contextlib.contextmanager
-def _arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
-    """Stream larger Arrow batches during one eager reduction (fewer round trips), then restore."""
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, str(rows))
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
-
-
 def _reduce(plan: BlockPlan, df: DataFrame | pd.DataFrame) -> dict[str, np.ndarray]:
     if isinstance(df, pd.DataFrame):
         batches = iter(as_table(df, plan.columns).to_batches(max_chunksize=plan.block_size or 10_000))
         local = reduce_rows_local if plan.by_row else reduce_blocks_local
         result = finish_reduce([p for p in [local(batches, plan)] if p is not None], plan)
     else:
+        if plan.block_size is None and not plan.by_row:  # fewer, larger calls of fn
+            rows = min(1_000_000, max(10_000, _TARGET_BATCH_BYTES // _row_bytes(df, plan.columns)))
+            plan = replace(plan, block_size=rows)
         job = df.select(*plan.columns).mapInArrow(
             functools.partial(reduce_record_batches, plan=plan), "partial binary"
         )
-        rows = plan.block_size or min(1_000_000, max(10_000, _TARGET_BATCH_BYTES // _row_bytes(df, plan.columns)))
-        try:
-            with _arrow_batch_rows(df.sparkSession, rows):
-                partials = [pickle.loads(row.partial) for row in job.collect()]
-        except PythonException as error:
-            raise_from_executor(error, plan.function.operation)
+        partials = partial_results([row.partial for row in job.collect()])
         result = finish_reduce(partials, plan)
     if result is None:
         raise _empty_error(plan)
@@ -151,17 +139,12 @@ def reduce_rows(
 # ---- grouped -------------------------------------------------------------------------------
 
 
-def _group_keys(grouped: GroupedData) -> list[StructField]:
-    # The result of count() has the grouping columns first; its schema costs no job.
-    return grouped.count().schema.fields[:-1]
-
-
 def _reduce_group(plan: BlockPlan, keys: tuple, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     columns = [batch.select(list(plan.columns)) for batch in batches]
     result = finish_reduce([p for p in [reduce_blocks_local(iter(columns), plan)] if p is not None], plan)
     if result is None:
         return
-    arrays = [pa.array([key.as_py()]) for key in keys]
+    arrays = [pa.array([key.as_py()], type=key.type) for key in keys]  # int keys stay int32/int16
     for spec in plan.outputs:
         arrays.append(block_to_arrow(spec.check(np.asarray(result[spec.name])[np.newaxis], False), spec))
     names = [f"__key{index}" for index in range(len(keys))] + [spec.name for spec in plan.outputs]
@@ -178,42 +161,59 @@ def _group_function(plan: BlockPlan) -> Callable:
 
 def aggregate(
     fn: Callable[[dict[str, np.ndarray]], dict],
-    grouped: GroupedData | pd.core.groupby.DataFrameGroupBy,
+    df: DataFrame | pd.DataFrame,
     *,
+    by: str | Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> DataFrame | pd.DataFrame:
-    """:func:`reduce_blocks` within each group of ``df.groupBy(...)``.
+    """:func:`reduce_blocks` within each group of rows that share the values of ``by``.
 
     Returns a DataFrame with the grouping columns and one column per reduced column. Groups are
     streamed block by block, never held in memory whole.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(block: dict) -> dict`` with the same keys, associative and commutative.
+    df : pyspark.sql.DataFrame or pandas.DataFrame
+    by : str or list of str
+        The grouping columns (TensorFrames' ``aggregate(fn, df.groupBy("key"))`` is
+        ``aggregate(fn, df, by="key")`` here).
+    columns : list of str, optional
+        The columns to reduce (default: all but ``by``).
 
     Examples
     --------
     >>> import deepframes
     >>> spark = deepframes.session("local[2]")
     >>> df = spark.createDataFrame([("a", 1.0), ("a", 2.0), ("b", 5.0)], "key string, x double")
-    >>> out = deepframes.aggregate(lambda b: {"x": b["x"].sum(0)}, df.groupBy("key"))
+    >>> out = deepframes.aggregate(lambda b: {"x": b["x"].sum(0)}, df, by="key")
     >>> sorted((row.key, row.x) for row in out.collect())
     [('a', 3.0), ('b', 5.0)]
     """
-    if isinstance(grouped, pd.core.groupby.DataFrameGroupBy):
-        return _aggregate_pandas(fn, grouped, columns)
-    df: DataFrame = grouped._df  # GroupedData keeps its DataFrame; there is no public accessor
-    keys = _group_keys(grouped)
-    names = input_columns(df, columns, exclude=[field.name for field in keys])
+    if isinstance(df, GroupedData):
+        raise TypeError(
+            "aggregate takes the DataFrame and its grouping columns, not a GroupedData: "
+            "aggregate(fn, df, by='key') instead of aggregate(fn, df.groupBy('key'))."
+        )
+    if not by:
+        raise ValueError("aggregate needs the grouping columns: aggregate(fn, df, by='key'). Received: by=None")
+    keys = [by] if isinstance(by, str) else list(by)
+    input_columns(df, keys)
+    if isinstance(df, pd.DataFrame):
+        return _aggregate_pandas(fn, df, keys, columns)
+    names = input_columns(df, columns, exclude=keys)
     plan = make_plan(fn, df, names, "aggregate")
     outputs = _infer_reduced(plan, sample(df, names))
     plan = replace(plan, outputs=outputs)
+    key_fields = [df.schema[name] for name in keys]
     schema = StructType(
-        [StructField(f"__key{index}", field.dataType, True) for index, field in enumerate(keys)]
+        [StructField(f"__key{index}", field.dataType, True) for index, field in enumerate(key_fields)]
         + [StructField(spec.name, spec.spark_type, True) for spec in outputs]
     )
-    result = grouped.applyInArrow(_group_function(plan), schema)
-    result = result.toDF(*[field.name for field in keys], *[spec.name for spec in outputs])
-    for spec in outputs:
-        if spec.cell_shape:
-            result = result.withMetadata(spec.name, {SHAPE_KEY: spec.block_shape})
-    return result
+    result = df.groupBy(*keys).applyInArrow(_group_function(plan), schema)
+    result = result.toDF(*keys, *[spec.name for spec in outputs])
+    return with_shapes(result, {spec.name: spec.block_shape for spec in outputs if spec.cell_shape})
 
 
 def _infer_reduced(plan: BlockPlan, table: pa.Table) -> tuple[OutputSpec, ...]:
@@ -223,12 +223,10 @@ def _infer_reduced(plan: BlockPlan, table: pa.Table) -> tuple[OutputSpec, ...]:
     return tuple(OutputSpec.infer(name, np.asarray(value)[np.newaxis]) for name, value in partial.items())
 
 
-def _aggregate_pandas(fn, grouped, columns) -> pd.DataFrame:
-    keys = list(grouped.keys) if isinstance(grouped.keys, (list, tuple)) else [grouped.keys]
-    frame = grouped.obj
+def _aggregate_pandas(fn, frame: pd.DataFrame, keys: list[str], columns) -> pd.DataFrame:
     names = input_columns(frame, columns, exclude=keys)
     rows = []
-    for key, group in grouped:
+    for key, group in frame.groupby(keys):
         result = reduce_blocks(fn, group, columns=names)
         key_values = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(keys, key_values)), **{name: value[()] if np.ndim(value) == 0 else value for name, value in result.items()}})

@@ -62,7 +62,7 @@ def test_reduce_rows_pairwise(spark, column_values):
 def test_aggregate_per_group(spark):
     rows = [("cat", 1.0, 1.0), ("cat", 3.0, 1.0), ("dog", 10.0, 1.0), ("dog", None, 1.0), ("eel", 7.0, 1.0)]
     df = spark.createDataFrame(rows, "animal string, x double, w double").repartition(3)
-    out = deepframes.aggregate(weighted_mean, df.groupBy("animal"))
+    out = deepframes.aggregate(weighted_mean, df, by="animal")
     assert out.columns == ["animal", "x", "w"]
     assert sorted((row.animal, row.x, row.w) for row in out.collect()) == [
         ("cat", 2.0, 2.0), ("dog", 10.0, 1.0), ("eel", 7.0, 1.0)]
@@ -70,14 +70,28 @@ def test_aggregate_per_group(spark):
 
 def test_aggregate_vectors_per_group(spark):
     df = spark.createDataFrame([("a", [1.0, 2.0]), ("a", [3.0, 4.0]), ("b", [5.0, 6.0])], "k string, v array<double>")
-    out = deepframes.aggregate(lambda b: {"v": b["v"].sum(0)}, df.groupBy("k"))
+    out = deepframes.aggregate(lambda b: {"v": b["v"].sum(0)}, df, by="k")
     assert sorted((row.k, list(row.v)) for row in out.collect()) == [("a", [4.0, 6.0]), ("b", [5.0, 6.0])]
+
+
+@pytest.mark.parametrize("key_type", ["int", "smallint", "bigint", "tinyint"])
+def test_aggregate_keeps_integer_group_keys(spark, key_type):
+    df = spark.createDataFrame([(1, 1.0), (1, 2.0), (2, 5.0)], f"k {key_type}, x double")
+    out = deepframes.aggregate(lambda b: {"x": b["x"].sum(0)}, df, by="k")
+    assert out.schema["k"].dataType == df.schema["k"].dataType
+    assert sorted(tuple(row) for row in out.collect()) == [(1, 3.0), (2, 5.0)]
+
+
+def test_aggregate_refuses_grouped_data_with_the_new_form(spark):
+    df = spark.createDataFrame([("a", 1.0)], "k string, x double")
+    with pytest.raises(TypeError, match=r"aggregate\(fn, df, by='key'\)"):
+        deepframes.aggregate(lambda b: b, df.groupBy("k"))
 
 
 def test_reduce_and_aggregate_on_pandas():
     frame = pd.DataFrame({"k": ["a", "a", "b"], "x": [1.0, 2.0, 4.0]})
     assert deepframes.reduce_blocks(lambda b: {"x": b["x"].sum(0)}, frame, columns=["x"])["x"] == 7.0
-    grouped = deepframes.aggregate(lambda b: {"x": b["x"].max(0)}, frame.groupby("k"))
+    grouped = deepframes.aggregate(lambda b: {"x": b["x"].max(0)}, frame, by="k")
     assert grouped.to_dict("records") == [{"k": "a", "x": 2.0}, {"k": "b", "x": 4.0}]
 
 

@@ -1,4 +1,4 @@
-"""Arrow columns <-> NumPy blocks, and NumPy dtypes <-> Spark types, for block functions.
+"""Arrow columns <-> NumPy blocks, and NumPy dtypes <-> Spark types, for every executor operation.
 
 A block is a dict ``{column: numpy array}`` whose first dimension is the row count. Array and
 vector cells become extra dimensions; the shape recorded on a column turns flat cells back into
@@ -28,6 +28,7 @@ from pyspark.sql.types import (
 )
 
 from .shapes import UNKNOWN, format_shape
+from .udf import OutputColumn
 
 # NumPy dtype -> (Spark type, NumPy dtype it is stored as). Unsigned ints widen to fit.
 _SPARK_TYPES: dict[str, tuple[DataType, str]] = {
@@ -87,6 +88,10 @@ class OutputSpec:
     @property
     def block_shape(self) -> list[int]:
         return [UNKNOWN, *self.cell_shape]
+
+    def column(self) -> OutputColumn:
+        """The column this output appends, with its block shape recorded when cells are arrays."""
+        return OutputColumn(self.name, self.spark_type, tuple(self.block_shape) if self.cell_shape else None)
 
     @classmethod
     def infer(cls, name: str, values: np.ndarray, variable: bool = False) -> OutputSpec:
