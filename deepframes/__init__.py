@@ -34,7 +34,7 @@ _EXPORTS = {
 }
 
 # subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
-_SUBPACKAGES = ("apps", "blocks", "compat", "distributed", "engines", "images", "inference", "zoo")
+_SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "images", "inference", "models")
 
 __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",

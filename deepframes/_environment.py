@@ -8,16 +8,8 @@ import sys
 from importlib import metadata
 
 from ._java import find_java
+from .engines import ENGINES
 from .session import MASTER_ENV_VAR, resolve_master
-
-# Engine -> (distributions that provide it, extra that installs it). Never imported here.
-ENGINES = {
-    "tensorflow": (("tensorflow-cpu", "tensorflow"), "tf"),
-    "keras": (("keras",), "tf"),
-    "torch": (("torch",), "torch"),
-    "onnxruntime": (("onnxruntime", "onnxruntime-gpu"), "onnx"),
-}
-
 
 def _version(*distributions: str) -> str | None:
     for distribution in distributions:
@@ -38,8 +30,8 @@ def environment_report(master: str | None = None) -> dict:
         "pyspark": _version("pyspark"),
         "java": {"executable": java.executable, "version": java.version, "usable": java.usable},
         "engines": {
-            name: {"version": _version(*dists), "install": f"pip install 'deepframes[{extra}]'"}
-            for name, (dists, extra) in ENGINES.items()
+            name: {"version": _version(*dists), "install": f"pip install 'deepframes[{entry.extra}]'"}
+            for entry in ENGINES.values() for name, dists in entry.packages
         },
         "master": resolve_master(master),
         "master_source": "argument" if master else (

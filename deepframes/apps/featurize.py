@@ -21,7 +21,7 @@ from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .. import zoo
+from ..models import zoo
 from ..images import read_images
 from ..inference import ImageFeaturizer
 from .errors import InputError, check_classes

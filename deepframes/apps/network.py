@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import zoo
+from ..models import zoo
 
 TINY_CNN = "tiny-cnn"
 INPUT_SIZE = zoo.named_model(TINY_CNN).preset.size  # (32, 32): the zoo's entry describes this file

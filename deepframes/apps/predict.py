@@ -11,7 +11,7 @@ from pyspark.ml.feature import StringIndexerModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from .. import zoo
+from ..models import zoo
 from ..images import IMAGE_STRUCT, decode_image, from_numpy, read_images
 from ..inference import ImageFeaturizer
 from .errors import InputError

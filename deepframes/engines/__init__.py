@@ -7,17 +7,46 @@ are imported only when a model needs them.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .base import Engine as Engine
 from .base import MissingEngineError as MissingEngineError
 from .base import Placement as Placement
 from .base import TensorInfo as TensorInfo
 
-FRAMEWORKS = ("onnx", "keras", "torch")
-_BY_EXTENSION = {".onnx": "onnx", ".keras": "keras", ".h5": "keras", ".pt": "torch", ".pth": "torch",
-                 ".pt2": "torch", ".ts": "torch"}
+@dataclass(frozen=True)
+class EngineEntry:
+    """One framework adapter: where its class lives, the files it reads, the packages it needs."""
+
+    framework: str
+    module: str  # relative to this package
+    class_name: str
+    extensions: tuple[str, ...]
+    packages: tuple[tuple[str, tuple[str, ...]], ...]  # (import name, distributions that provide it)
+    extra: str  # pip install 'deepframes[extra]'
+
+    def engine_class(self) -> type[Engine]:
+        return getattr(importlib.import_module(self.module, __name__), self.class_name)
+
+
+# Adding an engine is one module beside this one and one entry here.
+ENGINES: dict[str, EngineEntry] = {
+    entry.framework: entry
+    for entry in (
+        EngineEntry("onnx", ".onnx", "OnnxEngine", (".onnx",),
+                    (("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),), "onnx"),
+        EngineEntry("keras", ".keras", "KerasEngine", (".keras", ".h5"),
+                    (("tensorflow", ("tensorflow-cpu", "tensorflow")), ("keras", ("keras",))), "tf"),
+        EngineEntry("torch", ".torch", "TorchEngine", (".pt2", ".pt", ".pth", ".ts"),
+                    (("torch", ("torch",)),), "torch"),
+    )
+}
+FRAMEWORKS = tuple(ENGINES)
+_BY_EXTENSION = {extension: entry.framework for entry in ENGINES.values() for extension in entry.extensions}
+MODEL_FILES = ", ".join(sorted(_BY_EXTENSION)) + " file (or an exported Keras SavedModel folder)"
 
 
 def detect_framework(source: str | Callable) -> str:
@@ -26,8 +55,7 @@ def detect_framework(source: str | Callable) -> str:
         raise ValueError("A model factory needs framework='keras' or framework='torch'.")
     if not os.path.exists(source):
         raise FileNotFoundError(
-            f"Model file not found: {source}. Give the path of an .onnx, .keras, .h5, .pt or .pt2 "
-            "file (or an exported SavedModel folder)."
+            f"Model file not found: {source}. Give the path of a {MODEL_FILES}."
         )
     if os.path.isdir(source):
         return "keras"
@@ -66,23 +94,13 @@ def load_engine(
     'data_0: float32[?, 3, 224, 224]'
     """
     framework = framework or detect_framework(source)
+    if framework not in ENGINES:
+        raise ValueError(
+            f"Invalid value received for argument `framework`. Expected one of {list(FRAMEWORKS)}. "
+            f"Received: framework={framework!r}"
+        )
     placement = placement or Placement.for_current_task()
-    if framework == "onnx":
-        from .onnx import OnnxEngine
-
-        return OnnxEngine(source, placement)
-    if framework == "keras":
-        from .keras import KerasEngine
-
-        return KerasEngine(source, placement)
-    if framework == "torch":
-        from .torch import TorchEngine
-
-        return TorchEngine(source, placement, **options)
-    raise ValueError(
-        f"Invalid value received for argument `framework`. Expected one of {list(FRAMEWORKS)}. "
-        f"Received: framework={framework!r}"
-    )
+    return ENGINES[framework].engine_class()(source, placement, **options)
 
 
-__all__ = ["Engine", "FRAMEWORKS", "MissingEngineError", "Placement", "TensorInfo", "detect_framework", "load_engine"]
+__all__ = ["ENGINES", "Engine", "EngineEntry", "FRAMEWORKS", "MODEL_FILES", "MissingEngineError", "Placement", "TensorInfo", "detect_framework", "load_engine"]

@@ -11,13 +11,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """A named model input or output: shape (``-1`` for dynamic sizes) and NumPy dtype name."""
+    """A named model input or output: shape (``-1`` for dynamic sizes; None when the model
+    cannot tell, as TorchScript files and factories) and NumPy dtype name."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None
     dtype: str
 
     def describe(self) -> str:
+        if self.shape is None:
+            return f"{self.name}: {self.dtype}[...]"
         dims = ", ".join("?" if size < 0 else str(size) for size in self.shape)
         return f"{self.name}: {self.dtype}[{dims}]"
 
@@ -98,8 +101,3 @@ class Engine(abc.ABC):
                 f"{sorted(feeds)}. Map columns to input names with inputNames=[...]."
             )
         return dict(feeds)
-
-    def describe(self) -> str:
-        inputs = ", ".join(info.describe() for info in self.inputs)
-        outputs = ", ".join(info.describe() for info in self.outputs)
-        return f"{self.framework} model ({inputs}) -> ({outputs})"

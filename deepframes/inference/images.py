@@ -11,17 +11,13 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType
 
-from .. import zoo
-from ..blocks.arrays import OutputSpec
+from ..core.arrays import OutputSpec
+from ..core.shapes import UNKNOWN
+from ..models import zoo
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import (
-    ModelFileStage,
-    apply_plan,
-    check_batch_size,
-    check_input_columns,
-    plan_on_zeros,
-)
+from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns
 from .transformer import HasBatchSize, is_image_column
 
 
@@ -51,12 +47,17 @@ class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, Mod
                 f"{dataset.schema[column].dataType.simpleString()}."
             )
 
-    # The stage lays images out in exactly the shape its network takes, so the check before a job
-    # is a run on one black image on the driver (plan_on_zeros): no Spark job to sample rows.
-    def _plan(self, spec, output_name: str, top_k: TopK | None = None) -> InferencePlan:
-        binding = InputBinding(self.getInputCol(), spec.load().inputs[0].name, None, self._named().preset)
-        output = OutputBinding(output_name, OutputSpec(self.getOutputCol(), "float32", None, ()))
-        return InferencePlan(spec, (binding,), (output,), self.getBatchSize(), top_k)
+    # The stage lays images out in exactly the shape its network takes and writes flat float32
+    # arrays, so planning needs neither the model nor the data: transform loads nothing.
+    def _plan(self, spec, output_name: str | None, top_k: TopK | None = None) -> InferencePlan:
+        binding = InputBinding(self.getInputCol(), "image", None, self._named().preset)
+        output = OutputBinding(output_name, OutputSpec(self.getOutputCol(), "float32", ArrayType(FloatType()), (UNKNOWN,)))
+        return InferencePlan(spec, (binding,), (output,), self.getBatchSize(), top_k=top_k)
+
+    def inference_plan(self) -> InferencePlan:
+        """What the stage runs on each batch (also what ``register_udf`` and the pipeline
+        interpreter run); planning only."""
+        raise NotImplementedError
 
 
 class ImageFeaturizer(_NamedImageModel):
@@ -104,21 +105,15 @@ class ImageFeaturizer(_NamedImageModel):
                   pooling="avg", batchSize=64):
         return self._set(**self._input_kwargs)
 
-    def _spec_and_output(self):
+    def inference_plan(self) -> InferencePlan:
         named = self._named()
         spec = zoo.model_spec(named.name, self._weights(), include_top=False, pooling=self.getOrDefault(self.pooling))
-        return spec, named.feature_output or spec.load().outputs[0].name
-
-    def sql_plan(self) -> InferencePlan:
-        """The plan ``register_udf`` runs: features of one image column, no DataFrame needed."""
-        spec, output = self._spec_and_output()
-        return plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
+        return self._plan(spec, named.feature_output)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
-        spec, output = self._spec_and_output()
-        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
-        features = apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
+        plan = self.inference_plan()
+        features = apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ImageFeaturizer")
         column = self.getOutputCol()
         vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
         return features.withColumn(column, vectors)
@@ -180,26 +175,18 @@ class ImagePredictor(_NamedImageModel):
             )
         return found
 
-    def _spec_and_output(self):
+    def inference_plan(self) -> InferencePlan:
+        top_k = self.getOrDefault(self.topK)
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"The 'topK' parameter of ImagePredictor must be a positive integer. Got {top_k} instead.")
         named = self._named()
         spec = zoo.model_spec(named.name, self._weights(), include_top=True, pooling=None)
-        return spec, named.probability_output or spec.load().outputs[0].name
-
-    def sql_plan(self) -> InferencePlan:
-        """The plan ``register_udf`` runs: the most probable label of one image column."""
-        spec, output = self._spec_and_output()
-        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
-        return replace(plan, top_k=TopK(1, tuple(self._labels()), label_only=True))
+        return self._plan(spec, named.probability_output, TopK(top_k, tuple(self._labels())))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
-        top_k = self.getOrDefault(self.topK)
-        if top_k < 1:
-            raise ValueError(f"The 'topK' parameter of ImagePredictor must be a positive integer. Got {top_k} instead.")
-        spec, output = self._spec_and_output()
-        plan = plan_on_zeros(self._plan(spec, output), [self.getOutputCol()])
-        plan = replace(plan, model=spec.ship(dataset.sparkSession), top_k=TopK(top_k, tuple(self._labels())))
-        return apply_plan(dataset, plan)
+        plan = self.inference_plan()
+        return apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ImagePredictor")
 
 
 __all__ = ["ImageFeaturizer", "ImagePredictor"]

@@ -1,103 +1,136 @@
 """Batch inference on executors: Arrow batches in, model outputs out, the next batch prepared
 while the model runs the current one.
 
-``infer_batches`` is the body of a scalar-iterator Arrow UDF, so only the input columns travel to
-Python; rows carry over between Arrow batches so every model batch has ``batch_size`` rows (the
-last of a partition may have fewer).
+``infer_compute`` is the ``compute`` of the executor core's Arrow UDF (``deepframes.core.udf``),
+so only the input columns travel to Python; rows carry over between Arrow batches so every model
+batch has ``batch_size`` rows (the last of a partition may have fewer). A plan may end in a
+classifier head (features -> class scores) and a top-k step (scores -> labels): that is how a
+whole fitted pipeline runs in one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
 
-from ..blocks.arrays import (
-    OutputSpec,
-    arrow_type,
-    block_to_arrow,
-    column_to_numpy,
-    scatter_rows,
-    valid_rows,
+from ..core.arrays import OutputSpec, arrow_type, block_to_arrow, column_to_numpy, scatter_rows, valid_rows
+from ..core.batching import prefetched, rebatch
+from ..core.shapes import format_shape
+from ..core.udf import OutputColumn
+from ..models.presets import ImagePreset, is_encoded_files, is_image_struct
+from ..models.spec import ModelSpec
+from .heads import Head
+
+PREDICTION_TYPE = pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
+PREDICTION_SPARK_TYPE = ArrayType(
+    StructType([StructField("label", StringType(), True), StructField("probability", DoubleType(), True)])
 )
-from ..blocks.execution import rebatch
-from .model_spec import ModelSpec
-from .preprocess import ImagePreset, is_encoded_files, is_image_struct
 
 
 @dataclass(frozen=True)
 class InputBinding:
-    """A DataFrame column feeding a model input; images are prepared with ``preset``."""
+    """A DataFrame column feeding a model input. Image columns (structs or encoded files) are
+    laid out with ``preset``; other columns are tensors shaped by ``shape`` (block shape)."""
 
     column: str
     input_name: str
-    shape: tuple[int, ...] | None = None  # recorded on the column
+    shape: tuple[int, ...] | None = None
     preset: ImagePreset | None = None
+    model_shape: tuple[int, ...] | None = None  # what the model declares, checked on each batch
+
+    def check(self, values: np.ndarray) -> np.ndarray:
+        expected = self.model_shape
+        if expected is None or len(expected) <= 1 or len(values) == 0:
+            return values
+        received = values.shape
+        if len(received) != len(expected) or any(e > 0 and e != r for r, e in zip(received[1:], expected[1:])):
+            raise ValueError(
+                f"Column {self.column!r} gives model input {self.input_name!r} batches of shape "
+                f"{format_shape([-1, *received[1:]])}; the model expects {format_shape(expected)}. Record "
+                f"the column's shape (deepframes.append_shape) or pick another input."
+            )
+        return values
 
 
 @dataclass(frozen=True)
 class OutputBinding:
-    """A model output written to a DataFrame column."""
+    """A model output (None: the model's first) written to the column ``spec.name``."""
 
-    output_name: str
-    spec: OutputSpec  # spec.name is the column
+    output_name: str | None
+    spec: OutputSpec
 
 
 @dataclass(frozen=True)
 class TopK:
-    """Turn a probability output into the ``k`` best ``(label, probability)`` pairs, or into the
-    best label alone (``label_only``, for SQL)."""
+    """Class scores -> the ``k`` best ``(label, probability)`` pairs, or the best label alone
+    (``label_only``). ``probabilities`` is False for scores that are not (an SVM's margins):
+    the pairs then carry a null probability."""
 
     k: int
     labels: tuple[str, ...]
     label_only: bool = False
+    probabilities: bool = True
 
+    def check(self, num_classes: int) -> None:
+        if num_classes > len(self.labels):
+            raise ValueError(
+                f"The model scores {num_classes} classes but {len(self.labels)} labels were given. "
+                "Give one label per class (labels=[...] or a labels file)."
+            )
 
-@dataclass(frozen=True)
-class LinearHead:
-    """A fitted linear classifier (MLlib logistic regression or linear SVM) applied to features:
-    ``scores = features @ coefficients.T + intercepts``; the best score's label wins."""
-
-    coefficients: np.ndarray  # (classes, features), or (1, features) for a binary model
-    intercepts: np.ndarray
-    labels: tuple[str, ...]
-
-    def predict(self, features: np.ndarray) -> pa.Array:
-        flat = features.reshape(len(features), -1).astype(np.float64)
-        scores = flat @ self.coefficients.T + self.intercepts
-        best = (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(axis=1)
-        return pa.array([self.labels[index] if index < len(self.labels) else str(index) for index in best],
-                        pa.string())
+    def apply(self, scores: np.ndarray) -> pa.Array:
+        self.check(scores.shape[1])
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :min(self.k, scores.shape[1])]
+        if self.label_only:
+            return pa.array([self.labels[order[0]] for order in best], pa.string())
+        rows = [
+            [{"label": self.labels[index], "probability": float(row[index]) if self.probabilities else None}
+             for index in order]
+            for row, order in zip(scores, best)
+        ]
+        return pa.array(rows, type=PREDICTION_TYPE)
 
 
 @dataclass(frozen=True)
 class InferencePlan:
+    """Everything an executor needs to run a model over columns: the model, how columns feed
+    it, which outputs become columns, and optional steps after the model."""
+
     model: ModelSpec
     inputs: tuple[InputBinding, ...]
     outputs: tuple[OutputBinding, ...]
     batch_size: int
+    head: Head | None = None
     top_k: TopK | None = None
-    head: LinearHead | None = None
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # on each model-ready input batch
 
-    @property
-    def output_arrow_type(self) -> pa.DataType | None:
-        """The Arrow type every output has after post-processing (None: each its own)."""
-        if self.head is not None or (self.top_k is not None and self.top_k.label_only):
-            return pa.string()
-        return PREDICTION_TYPE if self.top_k is not None else None
+    def output_columns(self) -> list[OutputColumn]:
+        if self.top_k is not None:
+            spark_type = StringType() if self.top_k.label_only else PREDICTION_SPARK_TYPE
+            return [OutputColumn(binding.spec.name, spark_type) for binding in self.outputs]
+        return [binding.spec.column() for binding in self.outputs]
 
-
-PREDICTION_TYPE = pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
+    def _arrow_type(self, binding: OutputBinding) -> pa.DataType:
+        if self.top_k is not None:
+            return pa.string() if self.top_k.label_only else PREDICTION_TYPE
+        return arrow_type(binding.spec.spark_type)
 
 
 @dataclass
 class PreparedBatch:
     feeds: dict[str, np.ndarray]
-    valid: np.ndarray | None
+    valid: np.ndarray | None  # rows the model runs on (None: all)
     num_rows: int
+    failures: dict[int, str]  # row -> why its image file could not be decoded
+
+
+def _is_image(binding: InputBinding, array_type: pa.DataType) -> bool:
+    return binding.preset is not None and (is_image_struct(array_type) or is_encoded_files(array_type))
 
 
 def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
@@ -111,24 +144,25 @@ def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
     if valid is not None:
         keep = pa.array(valid)
         arrays = [array.filter(keep) for array in arrays]
-    feeds, decoded = {}, None
+    feeds, failures = {}, {}
     for binding, array in zip(plan.inputs, arrays):
-        if binding.preset is None:
-            feeds[binding.input_name] = column_to_numpy(array, binding.column, binding.shape)
+        if not _is_image(binding, array.type):
+            feeds[binding.input_name] = binding.check(column_to_numpy(array, binding.column, binding.shape))
         elif is_image_struct(array.type):
             feeds[binding.input_name] = binding.preset.batch_from_structs(array)
-        elif is_encoded_files(array.type):
-            feeds[binding.input_name], ok = binding.preset.batch_from_files(array, binding.column)
-            decoded = ok if decoded is None else decoded & ok
         else:
-            raise TypeError(
-                f"Column {binding.column!r} must be an image struct (read_images) or encoded image "
-                f"files (binary); it is {array.type}."
-            )
-    if decoded is not None and not decoded.all():
+            feeds[binding.input_name], failed = binding.preset.batch_from_files(array, binding.column)
+            failures.update(failed)
+    if failures:
+        decoded = np.ones(len(arrays[0]), dtype=bool)
+        decoded[list(failures)] = False
         feeds = {name: values[decoded] for name, values in feeds.items()}
+        rows = np.flatnonzero(valid) if valid is not None else np.arange(batch.num_rows)
+        failures = {int(rows[index]): reason for index, reason in failures.items()}
         valid = _narrow(valid, decoded, batch.num_rows)
-    return PreparedBatch(feeds, valid, batch.num_rows if valid is None else int(valid.sum()))
+    if plan.preprocess is not None:
+        feeds = {name: np.asarray(plan.preprocess(values)) for name, values in feeds.items()}
+    return PreparedBatch(feeds, valid, batch.num_rows if valid is None else int(valid.sum()), failures)
 
 
 def _narrow(valid: np.ndarray | None, kept: np.ndarray, num_rows: int) -> np.ndarray:
@@ -138,72 +172,53 @@ def _narrow(valid: np.ndarray | None, kept: np.ndarray, num_rows: int) -> np.nda
     return narrowed
 
 
-def top_k_array(probabilities: np.ndarray, top_k: TopK) -> pa.Array:
-    """The k most probable labels per row, as ``array<struct<label, probability>>``."""
-    k = min(top_k.k, probabilities.shape[1])
-    best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    if top_k.label_only:
-        return pa.array([top_k.labels[order[0]] if order[0] < len(top_k.labels) else str(order[0])
-                         for order in best], pa.string())
-    rows = [
-        [{"label": top_k.labels[index] if index < len(top_k.labels) else str(index),
-          "probability": float(row[index])} for index in order]
-        for row, order in zip(probabilities, best)
-    ]
-    return pa.array(rows, type=PREDICTION_TYPE)
-
-
-def run_prepared(prepared: PreparedBatch, plan: InferencePlan, total_rows: int | None = None) -> list[pa.Array]:
-    """Run the model on a prepared batch; outputs put back in row order with nulls where needed."""
-    total = prepared.num_rows if total_rows is None else total_rows
-    if prepared.num_rows == 0:
-        return [pa.nulls(total, plan.output_arrow_type or arrow_type(b.spec.spark_type)) for b in plan.outputs]
-    results = plan.model.load().run(prepared.feeds)
-    columns = []
+def model_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
+    """Run the model on one prepared batch; the plan's outputs, each with ``num_rows`` rows, after
+    the head (class scores) when the plan has one."""
+    results = plan.model.load().run(feeds)
+    values = []
     for binding in plan.outputs:
-        values = np.asarray(results[binding.output_name])
-        if values.shape[0] != prepared.num_rows:
+        name = binding.output_name or next(iter(results))
+        if name not in results:
             raise ValueError(
-                f"Model output {binding.output_name!r} has {values.shape[0]} rows for a batch of "
-                f"{prepared.num_rows}; the model must keep the batch as its first dimension."
+                f"The model has no output {name!r}; its outputs are {sorted(results)}. "
+                "Set outputNames to some of them."
             )
-        if plan.head is not None:
-            array = plan.head.predict(values)
-        elif plan.top_k is not None:
-            array = top_k_array(values, plan.top_k)
+        value = np.asarray(results[name])
+        if value.ndim == 0 or value.shape[0] != num_rows:
+            raise ValueError(
+                f"Model output {name!r} has shape {list(value.shape)} for a batch of {num_rows} rows; "
+                "the model must keep the batch as its first dimension."
+            )
+        values.append(plan.head.scores(value) if plan.head is not None else value)
+    return values
+
+
+def run_prepared(prepared: PreparedBatch, plan: InferencePlan, total_rows: int) -> list[pa.Array]:
+    """Run the model on a prepared batch; outputs put back in row order with nulls where needed."""
+    if prepared.num_rows == 0:
+        return [pa.nulls(total_rows, plan._arrow_type(binding)) for binding in plan.outputs]
+    columns = []
+    for binding, values in zip(plan.outputs, model_outputs(prepared.feeds, plan, prepared.num_rows)):
+        if plan.top_k is not None:
+            array = plan.top_k.apply(values.reshape(len(values), -1))
         else:
-            array = block_to_arrow(binding.spec.check(values, declared=False, fix=_OUTPUT_FIX), binding.spec)
+            array = block_to_arrow(binding.spec.check(values, declared=True, fix=_OUTPUT_FIX), binding.spec)
         columns.append(scatter_rows(array, prepared.valid))
     return columns
 
 
-_OUTPUT_FIX = ("The column's type was read off the model's output for the first row before the job; the model "
-               "must give every batch that dtype and shape (besides the batch dimension).")
+_OUTPUT_FIX = ("The column's type comes from the model's signature (or its first batch); the model must give "
+               "every batch that dtype and shape (besides the batch dimension).")
 
 
-def _as_record_batches(batches: Iterator, names: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    for arrays in batches:
-        arrays = [arrays] if isinstance(arrays, (pa.Array, pa.ChunkedArray)) else list(arrays)
-        yield pa.RecordBatch.from_arrays(arrays, names=list(names))
-
-
-def infer_batches(batches: Iterator, plan: InferencePlan) -> Iterator[pa.Array]:
-    """Scalar-iterator Arrow UDF body: one output array (a struct for several) per model batch."""
-    names = [binding.column for binding in plan.inputs]
-    blocks = rebatch(_as_record_batches(batches, names), plan.batch_size)
+def infer_compute(batches: Iterator[pa.RecordBatch], plan: InferencePlan) -> Iterator[list[pa.Array]]:
+    """The executor body of every inference stage: model batches of ``plan.batch_size`` rows,
+    each decoded in a thread while the model runs the previous one."""
     plan.model.load()  # load before the first batch is decoded, not in the prefetch thread
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepframes-prefetch") as pool:
-        pending = None
-        for block in blocks:
-            upcoming = (pool.submit(prepare, block, plan), block.num_rows)
-            if pending is not None:
-                yield _pack(run_prepared(pending[0].result(), plan, pending[1]), plan)
-            pending = upcoming
-        if pending is not None:
-            yield _pack(run_prepared(pending[0].result(), plan, pending[1]), plan)
+    blocks = rebatch(batches, plan.batch_size)
+    for block, prepared in prefetched(blocks, functools.partial(prepare, plan=plan)):
+        yield run_prepared(prepared, plan, block.num_rows)
 
 
-def _pack(columns: list[pa.Array], plan: InferencePlan) -> pa.Array:
-    if len(columns) == 1:
-        return columns[0]
-    return pa.StructArray.from_arrays(columns, names=[binding.spec.name for binding in plan.outputs])
+__all__ = ["InferencePlan", "InputBinding", "OutputBinding", "TopK", "infer_compute", "prepare"]

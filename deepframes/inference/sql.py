@@ -2,70 +2,47 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-from pyspark.ml import PipelineModel, Transformer
-from pyspark.ml.classification import LinearSVCModel, LogisticRegressionModel
-from pyspark.ml.feature import IndexToString, StringIndexerModel
+from pyspark.ml import Transformer
 from pyspark.sql import SparkSession
 
-from .images import ImageFeaturizer, ImagePredictor
-from .runner import InferencePlan, LinearHead
-
-_SUPPORTED = "ImageFeaturizer -> [StringIndexer] -> LogisticRegression or LinearSVC -> [IndexToString]"
-
-
-def _head(classifier: Transformer, labels: list[str]) -> LinearHead:
-    if isinstance(classifier, LogisticRegressionModel):
-        coefficients = classifier.coefficientMatrix.toArray()
-        intercepts = classifier.interceptVector.toArray()
-    elif isinstance(classifier, LinearSVCModel):
-        coefficients = classifier.coefficients.toArray()[np.newaxis]
-        intercepts = np.array([classifier.intercept])
-    else:
-        raise TypeError(
-            f"register_udf cannot run a {type(classifier).__name__} in SQL; supported pipelines: {_SUPPORTED}."
-        )
-    return LinearHead(coefficients, intercepts, tuple(labels))
+from ..core.udf import column_udf
+from .pipeline import compile_pipeline
+from .runner import infer_compute
 
 
-def _labels(stages: list[Transformer], classifier: Transformer) -> list[str]:
-    for stage in stages:
-        if isinstance(stage, StringIndexerModel) and stage.getOutputCol() == classifier.getLabelCol():
-            return list(stage.labels)
-        if isinstance(stage, IndexToString) and stage.isDefined(stage.labels):
-            return list(stage.getLabels())
-    classes = int(getattr(classifier, "numClasses", 2))
-    return [str(float(index)) for index in range(classes)]
-
-
-def _pipeline_plan(model: PipelineModel) -> InferencePlan:
-    stages = list(model.stages)
-    featurizers = [stage for stage in stages if isinstance(stage, ImageFeaturizer)]
-    classifiers = [stage for stage in stages if isinstance(stage, (LogisticRegressionModel, LinearSVCModel))]
-    others = [stage for stage in stages if not isinstance(
-        stage, (ImageFeaturizer, LogisticRegressionModel, LinearSVCModel, StringIndexerModel, IndexToString))]
-    if len(featurizers) != 1 or len(classifiers) != 1 or others:
-        names = [type(stage).__name__ for stage in stages]
-        raise TypeError(f"register_udf supports pipelines of the form {_SUPPORTED}; this one is {names}.")
-    classifier = classifiers[0]
-    if classifier.getFeaturesCol() != featurizers[0].getOutputCol():
-        raise ValueError(
-            f"The classifier reads {classifier.getFeaturesCol()!r} but the featurizer writes "
-            f"{featurizers[0].getOutputCol()!r}."
-        )
-    return replace(featurizers[0].sql_plan(), head=_head(classifier, _labels(stages, classifier)))
-
-
-def register_udf(spark: SparkSession, name: str, model: Transformer) -> None:
-    """Register ``model`` as the SQL function ``name``, taking an image column.
+def register_udf(
+    spark: SparkSession,
+    name: str,
+    model: Transformer,
+    preprocessor: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """Register ``model`` as the SQL function ``name``.
 
     ``model`` is an ``ImagePredictor`` (the function returns the most probable label), an
-    ``ImageFeaturizer`` (it returns the feature array), or a fitted ``PipelineModel`` of an
-    ``ImageFeaturizer`` and an MLlib logistic regression or linear SVM, with the ``StringIndexer``
-    that made its labels (it returns the predicted label, e.g. the breed's name). The classifier
-    runs in the same Python batch as the network, so one SQL call does the whole pipeline.
+    ``ImageFeaturizer`` (the feature array), a ``ModelTransformer`` around any ONNX, Keras or
+    PyTorch model (its outputs; a struct when there are several), or a fitted ``PipelineModel``
+    of an ``ImageFeaturizer`` and an MLlib logistic regression, linear SVM or multilayer
+    perceptron, with the ``StringIndexer`` that made its labels (the predicted label, e.g. the
+    breed's name). Image models take an image struct or encoded image files; the function's
+    arguments follow the stage's input columns. The whole pipeline runs in one Python batch:
+    network, classifier and labels, exactly as ``transform`` computes them.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    name : str
+        The SQL function's name.
+    model : Transformer
+    preprocessor : callable, optional
+        Applied to each model-ready input batch (``(rows, ...)`` float32 NumPy array, e.g.
+        ``(rows, 3, 224, 224)`` for SqueezeNet) before the model, as sparkdl's
+        ``registerKerasImageUDF(..., preprocessor)``; it must be picklable (a top-level function
+        or a lambda) and keep the batch's shape.
 
     Examples
     --------
@@ -78,19 +55,12 @@ def register_udf(spark: SparkSession, name: str, model: Transformer) -> None:
     >>> isinstance(spark.sql("SELECT imagenet_class(image) AS label FROM one").first().label, str)
     True
     """
-    if isinstance(model, PipelineModel):
-        plan = _pipeline_plan(model)
-    elif isinstance(model, (ImagePredictor, ImageFeaturizer)):
-        plan = model.sql_plan()
-    else:
-        raise TypeError(
-            f"register_udf takes an ImagePredictor, an ImageFeaturizer or a PipelineModel; received "
-            f"{type(model).__name__}."
-        )
-    from .stage import inference_udf
-
-    plan = replace(plan, model=plan.model.ship(spark))
-    spark.udf.register(name, inference_udf(plan))
+    if preprocessor is not None and not callable(preprocessor):
+        raise TypeError(f"preprocessor must be a function of a NumPy batch; received {type(preprocessor).__name__}.")
+    plan = compile_pipeline(model, top=1)
+    plan = replace(plan, model=plan.model.ship(spark), preprocess=preprocessor)
+    inputs = [binding.column for binding in plan.inputs]
+    spark.udf.register(name, column_udf(functools.partial(infer_compute, plan=plan), inputs, plan.output_columns()))
 
 
 __all__ = ["register_udf"]

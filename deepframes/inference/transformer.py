@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.sql import DataFrame
-from pyspark.sql.types import BinaryType
+from pyspark.sql.types import ArrayType, BinaryType, FloatType, StructField, StructType
 
-from ..blocks.arrays import OutputSpec
-from ..blocks.shapes import recorded_shape
-from .model_spec import ModelSpec
-from .preprocess import ImagePreset
-from .runner import InferencePlan, InputBinding, OutputBinding
-from .stage import (
-    ModelFileStage,
-    apply_plan,
-    check_batch_size,
-    check_input_columns,
-    dry_run,
-)
+from ..core.arrays import OutputSpec
+from ..core.sampling import sample
+from ..core.shapes import UNKNOWN, column_shape, format_shape, recorded_shape
+from ..engines import TensorInfo
+from ..models.presets import ImagePreset
+from ..models.spec import ModelSpec
+from .runner import InferencePlan, InputBinding, OutputBinding, model_outputs, prepare
+from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns
 
 
 class HasBatchSize(Params):
@@ -33,15 +31,17 @@ class HasBatchSize(Params):
         return self.getOrDefault(self.batchSize)
 
 
-def _image_preset(model_shape: tuple[int, ...]) -> ImagePreset:
+def _image_preset(info: TensorInfo) -> ImagePreset:
     """RGB 0-255 floats in the layout and size the model's image input declares."""
-    if len(model_shape) == 4 and model_shape[1] == 3:
-        return ImagePreset((model_shape[2], model_shape[3]), "NCHW")
-    if len(model_shape) == 4 and model_shape[3] == 3:
-        return ImagePreset((model_shape[1], model_shape[2]), "NHWC")
+    shape = info.shape
+    if shape is not None and len(shape) == 4 and shape[1] == 3 and min(shape[2:]) > 0:
+        return ImagePreset((shape[2], shape[3]), "NCHW")
+    if shape is not None and len(shape) == 4 and shape[3] == 3 and min(shape[1:3]) > 0:
+        return ImagePreset((shape[1], shape[2]), "NHWC")
+    received = "unknown (a TorchScript file or factory: save it with torch.export)" if shape is None else format_shape(shape)
     raise ValueError(
-        f"An image column needs a model input of shape [?, 3, H, W] or [?, H, W, 3]; this one is "
-        f"{list(model_shape)}. Convert the images yourself (map_blocks) or use ImageFeaturizer."
+        f"An image column needs a model input of shape [?, 3, H, W] or [?, H, W, 3]; input "
+        f"{info.name!r} is {received}. Convert the images yourself (map_blocks) or use ImageFeaturizer."
     )
 
 
@@ -104,50 +104,131 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
             raise ValueError("ModelTransformer needs a model: ModelTransformer(model='model.onnx', ...).")
         return ModelSpec.from_file(self.getOrDefault(self.model), self.getOrDefault(self.framework) or None)
 
-    def _transform(self, dataset: DataFrame) -> DataFrame:
-        check_batch_size(self.getBatchSize())
-        spec = self._spec()
-        engine = spec.load()
+    def _columns(self) -> list[str]:
         columns = self.getInputCols() if self.isDefined(self.inputCols) else None
         if not columns:
             raise ValueError("ModelTransformer needs inputCols: the columns to feed to the model.")
-        check_input_columns(dataset, columns, "ModelTransformer")
-        input_names = self.getOrDefault(self.inputNames) if self.isDefined(self.inputNames) else [i.name for i in engine.inputs][: len(columns)]
+        return list(columns)
+
+    def inference_plan(self, schema: StructType | None = None) -> InferencePlan:
+        """What the stage runs on each batch, planned from the model's signature (read once per
+        model, never run) and the input columns' types and recorded shapes in ``schema``.
+        Without a schema (SQL), image inputs take image columns and other inputs tensors."""
+        check_batch_size(self.getBatchSize())
+        spec = self._spec()
+        model_inputs, model_outputs = spec.signature()
+        columns = self._columns()
+        input_names = self._names(self.inputNames, [info.name for info in model_inputs][: len(columns)])
         if len(input_names) != len(columns):
             raise ValueError(
                 f"ModelTransformer: {len(columns)} inputCols {columns} but {len(input_names)} inputNames "
                 f"{input_names}; give one model input per column."
             )
-        bindings = []
-        for column, name in zip(columns, input_names):
-            info = next((i for i in engine.inputs if i.name == name), None)
-            is_image = is_image_column(dataset, column)
-            shape = recorded_shape(dataset.schema[column])
-            bindings.append(InputBinding(column, name, None if shape is None else tuple(shape),
-                                         _image_preset(info.shape) if is_image and info else None))
-        output_names = self.getOrDefault(self.outputNames) if self.isDefined(self.outputNames) else [o.name for o in engine.outputs]
+        bindings = tuple(
+            _binding(column, _find(model_inputs, name, "input", "inputNames"), schema)
+            for column, name in zip(columns, input_names)
+        )
+        output_names = self._names(self.outputNames, [info.name for info in model_outputs])
         output_cols = self.getOutputCols() if self.isDefined(self.outputCols) else list(output_names)
         if len(output_cols) != len(output_names):
             raise ValueError(
                 f"ModelTransformer: {len(output_names)} outputNames {output_names} but {len(output_cols)} "
                 f"outputCols {output_cols}; give one column per model output."
             )
-        # The output columns' types are read off the dry run; until then they are placeholders.
-        placeholder = tuple(OutputBinding(name, OutputSpec(col, "float32", None, ())) for name, col in zip(output_names, output_cols))
-        plan = InferencePlan(spec, tuple(bindings), placeholder, self.getBatchSize())
-        plan = dry_run(dataset, plan, output_cols)
-        return apply_plan(dataset, replace(plan, model=spec.ship(dataset.sparkSession)))
+        outputs = tuple(
+            OutputBinding(name, _output_spec(column, _find(model_outputs, name, "output", "outputNames")))
+            for name, column in zip(output_names, output_cols)
+        )
+        return InferencePlan(spec, bindings, outputs, self.getBatchSize())
+
+    def _names(self, param: Param, default: list[str]) -> list[str]:
+        return list(self.getOrDefault(param)) if self.isDefined(param) else default
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        check_input_columns(dataset, self._columns(), "ModelTransformer")
+        plan = self.inference_plan(dataset.schema)
+        if any(binding.spec.dtype == _UNKNOWN_DTYPE for binding in plan.outputs):
+            plan = outputs_from_first_rows(dataset, plan)
+        return apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ModelTransformer")
 
 
-def is_image_struct_field(df: DataFrame, column: str) -> bool:
-    data_type = df.schema[column].dataType
-    names = getattr(data_type, "names", None) or []
-    return {"height", "width", "nChannels", "data"} <= set(names)
+# TorchScript files and factories cannot tell their outputs before they run: such outputs are
+# planned from the first rows (one small job), or as flat float arrays when there are none.
+_UNKNOWN_DTYPE = "unknown"
+
+
+def _find(infos: list[TensorInfo], name: str, kind: str, param: str) -> TensorInfo:
+    info = next((info for info in infos if info.name == name), None)
+    if info is None:
+        raise ValueError(
+            f"The model has no {kind} {name!r}; its {kind}s are {[i.name for i in infos]}. "
+            f"Set {param} to some of them."
+        )
+    return info
+
+
+def _binding(column: str, info: TensorInfo, schema: StructType | None) -> InputBinding:
+    if schema is None:  # SQL: the column's type is known only per batch
+        image_like = info.shape is not None and len(info.shape) == 4 and 3 in (info.shape[1], info.shape[3])
+        shape = tuple(info.shape) if info.shape is not None and all(s > 0 for s in info.shape[1:]) else None
+        return InputBinding(column, info.name, shape, _image_preset(info) if image_like else None, info.shape)
+    field = schema[column]
+    if is_image_field(field):
+        return InputBinding(column, info.name, None, _image_preset(info))
+    received = column_shape(field)
+    if info.shape is not None and not _fits(received, info.shape):
+        raise ValueError(
+            f"Column {column!r} gives model input {info.name!r} batches of shape "
+            f"{format_shape(received)}; the model expects {format_shape(info.shape)}. Record the "
+            f"column's shape (deepframes.append_shape(df, {column!r}, {format_shape(info.shape)})) "
+            "or pick another input."
+        )
+    recorded = recorded_shape(field)
+    return InputBinding(column, info.name, None if recorded is None else tuple(recorded), None, info.shape)
+
+
+def _fits(received: list[int], expected: tuple[int, ...]) -> bool:
+    if len(expected) <= 1:
+        return True
+    return len(received) == len(expected) and all(e < 0 or r < 0 or e == r for r, e in zip(received[1:], expected[1:]))
+
+
+def _output_spec(column: str, info: TensorInfo) -> OutputSpec:
+    if info.shape is None:
+        return OutputSpec(column, _UNKNOWN_DTYPE, ArrayType(FloatType()), (UNKNOWN,))
+    cells = tuple(info.shape[1:])
+    if all(size > 0 for size in cells):
+        return OutputSpec.infer(column, np.empty((0, *cells), dtype=info.dtype))
+    return OutputSpec.infer(column, np.empty((0, 1), dtype=info.dtype), variable=True)
+
+
+def outputs_from_first_rows(dataset: DataFrame, plan: InferencePlan) -> InferencePlan:
+    """Plan unknown outputs by running the model on the first rows (a model that cannot
+    describe its outputs: a TorchScript file or a factory; ``torch.export`` avoids this job)."""
+    table = sample(dataset, [binding.column for binding in plan.inputs])
+    prepared = prepare(table.combine_chunks().to_batches()[0], plan) if table.num_rows else None
+    if prepared is None or prepared.num_rows == 0:
+        flat = tuple(replace(b, spec=replace(b.spec, dtype="float32")) if b.spec.dtype == _UNKNOWN_DTYPE else b
+                     for b in plan.outputs)
+        return replace(plan, outputs=flat)
+    values = model_outputs({name: value[:1] for name, value in prepared.feeds.items()}, plan, 1)
+    outputs = tuple(
+        OutputBinding(binding.output_name, OutputSpec.infer(binding.spec.name, value))
+        if binding.spec.dtype == _UNKNOWN_DTYPE else binding
+        for binding, value in zip(plan.outputs, values)
+    )
+    return replace(plan, outputs=outputs)
+
+
+def is_image_field(field: StructField) -> bool:
+    """An image struct column, or a binary column of encoded image files."""
+    names = getattr(field.dataType, "names", None) or []
+    return {"height", "width", "nChannels", "data"} <= set(names) or isinstance(field.dataType, BinaryType)
 
 
 def is_image_column(df: DataFrame, column: str) -> bool:
     """An image struct column, or a binary column of encoded image files."""
-    return is_image_struct_field(df, column) or isinstance(df.schema[column].dataType, BinaryType)
+    return is_image_field(df.schema[column])
 
 
 __all__ = ["ModelTransformer", "is_image_column"]

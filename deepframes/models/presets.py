@@ -61,22 +61,21 @@ class ImagePreset:
             out[index] = pixels.transpose(2, 0, 1) if self.layout == "NCHW" else pixels
         return self._scale(out)
 
-    def batch_from_files(self, contents: pa.Array, column: str = "content") -> tuple[np.ndarray, np.ndarray]:
-        """A null-free binary array of encoded image files -> ``(batch, decoded)``.
+    def batch_from_files(self, contents: pa.Array, column: str = "content") -> tuple[np.ndarray, dict[int, str]]:
+        """A null-free binary array of encoded image files -> ``(batch, failures)``.
 
-        ``batch`` has one row per file (zeros where a file could not be decoded) and ``decoded``
-        is the mask of files that were; the reasons are logged on the executor. JPEGs are decoded
-        at reduced scale when the model's size allows it.
+        ``batch`` has one row per file (zeros where a file could not be decoded) and ``failures``
+        maps the index of each file that could not be decoded to the reason (also logged on the
+        executor). JPEGs are decoded at reduced scale when the model's size allows it.
         """
         out = np.empty(self._shape(len(contents)), dtype=np.float32)
-        decoded = np.ones(len(contents), dtype=bool)
-        failures = []
+        failures: dict[int, str] = {}
         for index in range(len(contents)):
             try:
                 pixels = decode_image(contents[index].as_buffer(), self.size)
             except ImageDecodeError as error:
-                decoded[index], out[index] = False, 0.0
-                failures.append(str(error))
+                out[index] = 0.0
+                failures[index] = str(error)
                 continue
             pixels = _rgb(pixels)
             if self.channel_order == "BGR":
@@ -84,8 +83,8 @@ class ImagePreset:
             out[index] = pixels.transpose(2, 0, 1) if self.layout == "NCHW" else pixels
         if failures:
             logger.warning("%d file(s) in column %r could not be decoded and give null outputs, e.g.: %s",
-                           len(failures), column, failures[0])
-        return self._scale(out), decoded
+                           len(failures), column, next(iter(failures.values())))
+        return self._scale(out), failures
 
     def _shape(self, rows: int) -> tuple[int, ...]:
         height, width = self.size

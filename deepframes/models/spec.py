@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engines import Engine, load_engine
+from ..engines import MODEL_FILES, Engine, TensorInfo, load_engine
 
 # digest -> engine, for as long as the (reused) Python worker lives.
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
@@ -38,22 +38,18 @@ class ModelSpec:
     source: str | Callable = field(repr=False)
     framework: str | None
     digest: str
-    options: tuple[tuple[str, object], ...] = ()
     shipped_name: str | None = None
 
     @classmethod
-    def from_file(cls, path: str, framework: str | None = None, **options) -> ModelSpec:
+    def from_file(cls, path: str, framework: str | None = None) -> ModelSpec:
         if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"Model file not found: {path}. Give the path of an .onnx, .keras, .h5, .pt or "
-                ".pt2 file (or an exported SavedModel folder)."
-            )
-        return cls(os.path.abspath(path), framework, file_digest(path), tuple(sorted(options.items())))
+            raise FileNotFoundError(f"Model file not found: {path}. Give the path of a {MODEL_FILES}.")
+        return cls(os.path.abspath(path), framework, file_digest(path))
 
     @classmethod
-    def from_factory(cls, factory: Callable, framework: str, key: str, **options) -> ModelSpec:
+    def from_factory(cls, factory: Callable, framework: str, key: str) -> ModelSpec:
         digest = hashlib.sha256(f"{framework}:{key}".encode()).hexdigest()
-        return cls(factory, framework, digest, tuple(sorted(options.items())))
+        return cls(factory, framework, digest)
 
     def ship(self, spark) -> ModelSpec:
         """Send the model file to every executor (``SparkContext.addFile``) for real clusters."""
@@ -64,7 +60,7 @@ class ModelSpec:
         if (context.applicationId, shipped) not in _SHIPPED:
             context.addFile(shipped, recursive=os.path.isdir(shipped))
             _SHIPPED.add((context.applicationId, shipped))
-        return ModelSpec(self.source, self.framework, self.digest, self.options, os.path.basename(shipped))
+        return ModelSpec(self.source, self.framework, self.digest, os.path.basename(shipped))
 
     def _local_source(self) -> str | Callable:
         if callable(self.source) or os.path.exists(self.source) or not self.shipped_name:
@@ -77,11 +73,50 @@ class ModelSpec:
         """The engine for this model, loaded at most once per Python worker."""
         engine = _ENGINES.get(self.digest)
         if engine is None:
-            engine = load_engine(self._local_source(), self.framework, **dict(self.options))
+            engine = load_engine(self._local_source(), self.framework)
             _ENGINES[self.digest] = engine
             while len(_ENGINES) > _MAX_ENGINES:
                 _ENGINES.popitem(last=False)
         return engine
+
+
+    def signature(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+        """The model's inputs and outputs (names, shapes, dtypes), for planning on the driver.
+
+        Read without running the model and cached per model for the life of the process: an
+        ONNX file's graph is read with the ``onnx`` package when it is installed (no runtime
+        session); other models are loaded once (a Keras factory builds its network).
+        """
+        known = _SIGNATURES.get(self.digest)
+        if known is None:
+            known = _onnx_signature(self.source) if self.framework == "onnx" and not callable(self.source) else None
+            if known is None:
+                engine = self.load()
+                known = (list(engine.inputs), list(engine.outputs))
+            _SIGNATURES[self.digest] = known
+        return known
+
+
+_SIGNATURES: dict[str, tuple[list[TensorInfo], list[TensorInfo]]] = {}
+
+
+def _onnx_signature(path: str) -> tuple[list[TensorInfo], list[TensorInfo]] | None:
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        return None
+    graph = onnx.load(path, load_external_data=False).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+
+    def info(value) -> TensorInfo:
+        tensor = value.type.tensor_type
+        shape = tuple(dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim)
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        return TensorInfo(value.name, shape, dtype)
+
+    inputs = [info(value) for value in graph.input if value.name not in initializers]
+    return inputs, [info(value) for value in graph.output]
 
 
 def _shipped_copy(path: str, digest: str) -> str:

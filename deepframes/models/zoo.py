@@ -12,8 +12,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from .inference.model_spec import ModelSpec, file_digest
-from .inference.preprocess import ImagePreset
+from .spec import ModelSpec, file_digest
+from .presets import ImagePreset
 
 _CAFFE = dict(channel_order="BGR", mean=(103.939, 116.779, 123.68))
 _TF = dict(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5))

@@ -14,7 +14,7 @@ import numpy as np
 from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.sql import SparkSession
 
-from .. import zoo
+from ..models import zoo
 from ..apps.predict import BreedPredictor, Prediction
 from ..images import decode_image
 from ..inference import ImageFeaturizer

@@ -58,11 +58,18 @@ def test_missing_model_file_is_one_clear_error(spark, toy_inputs, tmp_path):
         stage.transform(_toy_frame(spark, toy_inputs))
 
 
-def test_wrong_input_shape_names_column_and_shapes(spark, toy_models):
-    df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0, 5.0],)], "x array<float>")
+def test_wrong_recorded_shape_is_refused_before_any_job(spark, toy_models):
+    df = deepframes.append_shape(spark.createDataFrame([([1.0] * 5,)], "x array<float>"), "x", [None, 5])
     stage = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"])
     with pytest.raises(ValueError, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
         stage.transform(df)
+
+
+def test_wrong_cell_size_is_named_when_the_batch_runs(spark, toy_models):
+    df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0, 5.0],)], "x array<float>")
+    out = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"]).transform(df)  # no job yet
+    with pytest.raises(Exception, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
+        out.collect()
 
 
 def test_unknown_extension_says_how_to_fix(tmp_path):

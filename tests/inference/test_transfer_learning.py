@@ -9,7 +9,7 @@ from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.ml.feature import StringIndexer
 
 import deepframes
-from deepframes.zoo import read_labels
+from deepframes.models.zoo import read_labels
 from tests.conftest import LOCAL_MASTER, SHARED
 
 SQUEEZENET = str(SHARED / "models" / "squeezenet1.1.onnx")

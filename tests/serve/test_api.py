@@ -67,7 +67,7 @@ def test_api_missing_file_field_is_422(client):
 
 
 def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets_images, monkeypatch):
-    from deepframes.inference.model_spec import ModelSpec
+    from deepframes.models.spec import ModelSpec
 
     loads = []
     original_load = ModelSpec.load
