@@ -9,15 +9,13 @@ import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import StringIndexerModel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StringType, StructField, StructType
 
 from ..models import zoo
-from ..images import IMAGE_STRUCT, decode_image, from_numpy, read_images
+from ..images import ImageDecodeError, read_images
 from ..inference import ImageFeaturizer
+from ..inference.pipeline import PipelineFunction
 from .errors import InputError
 from .train import load_model, model_labels
-
-_ONE_IMAGE = StructType([StructField("path", StringType()), StructField("image", IMAGE_STRUCT)])
 
 
 @dataclass
@@ -63,6 +61,7 @@ class BreedPredictor:
         # Images carry no label column: leave out the StringIndexer, which would warn about it.
         self._runner = PipelineModel(
             stages=[stage for stage in self.model.stages if not isinstance(stage, StringIndexerModel)])
+        self._function: PipelineFunction | None = None
 
     def _top(self, frame: DataFrame, top: int) -> dict[str, list[tuple[str, float]]]:
         answers = {}
@@ -91,10 +90,14 @@ class BreedPredictor:
         return sorted(results, key=lambda prediction: prediction.path)
 
     def predict_bytes(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
-        """The prediction for one encoded image (raises ``ImageDecodeError`` when it is not one)."""
-        pixels = decode_image(content, size=self.input_size)
-        frame = self.spark.createDataFrame([(name, from_numpy(pixels, origin=name))], _ONE_IMAGE)
-        return Prediction(name, top=self._top(frame, top)[name])
+        """The prediction for one encoded image, in-process through the pipeline interpreter (no
+        Spark job); raises ``ImageDecodeError`` when it is not an image."""
+        if self._function is None:
+            self._function = PipelineFunction(self.model)
+        (answer,) = self._function([content], top=top)
+        if answer.error is not None:
+            raise ImageDecodeError(answer.error)
+        return Prediction(name, top=answer.top)
 
 
 def format_predictions(predictions: list[Prediction]) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from pyspark.sql import SparkSession
 
+from ..inference.heads import Classifier, LinearHead
 from ..session import default_parallelism
 from .errors import InputError, check_classes
 from .featurize import load_features
@@ -120,24 +121,6 @@ def make_pairs(classes: list[str], mode: str, selected: list[str] | None = None)
     return [PairTask(i, name, REST, codes[name], -1) for i, name in enumerate(chosen)]
 
 
-@dataclass
-class PairModel:
-    """A pair's best model as a linear function of the raw features: picklable, needs no Spark.
-
-    ``decision_function(x) = x @ coef + intercept``; positive means ``classes[1]`` (``class_1``).
-    """
-
-    classes: tuple[str, str]
-    coef: np.ndarray
-    intercept: float
-
-    def decision_function(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(features, dtype=np.float64) @ self.coef + self.intercept
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.where(self.decision_function(features) > 0, self.classes[1], self.classes[0])
-
-
 def _fit(config: StudyConfig, features: np.ndarray, gram: np.ndarray | None, targets: np.ndarray,
          train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """Fit on the train rows; return (weights, intercept, test decisions) on standardized features.
@@ -200,7 +183,9 @@ def train_pair(task: PairTask, config: StudyConfig, data: StudyData) -> PairOutc
     weights, intercept, fraction, model_no = best
     # Fold the standardization into the weights, so the model takes raw features.
     coef = weights / data.scale
-    model = PairModel((task.class_2, task.class_1), coef, intercept - float(data.mean @ coef))
+    head = LinearHead(coef[np.newaxis], np.array([intercept - float(data.mean @ coef)]),
+                      probabilistic=config.classifier != "svm")
+    model = Classifier(head, (task.class_2, task.class_1))  # positive margin: class_1
     saved = {"model": model, "classes": (task.class_1, task.class_2), "positive": task.class_1,
              "split": fraction, "model_no": model_no, "accuracy": best_accuracy, "config": config}
     return PairOutcome(task, rows, pickle.dumps(saved), plot_pair(rows, task.class_1, task.class_2))
@@ -298,8 +283,9 @@ def run_study(
     """Run the study on a features file and write the report folder ``out``.
 
     ``out`` gets ``results.csv``, ``report.md``, ``study.log``, ``plots/<pair>.png``,
-    ``plots/overview.png`` and ``models/<pair>.pkl`` (a dict with the ``PairModel``, the
-    classes and the split it was best at), all at once when the study is done.
+    ``plots/overview.png`` and ``models/<pair>.pkl`` (a dict with the ``Classifier``, a
+    ``LinearHead`` with its labels, the classes and the split it was best at), all at once when
+    the study is done.
 
     Examples
     --------

@@ -51,11 +51,16 @@ def test_train_mlp_from_images(spark_sessions, pets_images, tmp_path, capsys):
     assert code == 0, err
     assert last_json(out)["labels"] == ["Abyssinian", "Bengal"]
     assert (tmp_path / "m" / "metrics.json").exists()
+    from deepframes.apps.predict import BreedPredictor
     from deepframes.serve import LocalPipeline
 
-    pipeline = LocalPipeline(tmp_path / "m", spark_sessions.get(LOCAL_MASTER))
-    answer = pipeline.predict((pets_images / "Bengal_10.jpg").read_bytes(), top=2)
-    assert pipeline.mode == "spark" and {label for label, _ in answer.top} == {"Abyssinian", "Bengal"}
+    spark = spark_sessions.get(LOCAL_MASTER)
+    pipeline = LocalPipeline(tmp_path / "m", spark)  # the MLP runs in-process, as a NumPy head
+    paths = [str(pets_images / name) for name in ("Bengal_10.jpg", "Abyssinian_10.jpg", "Bengal_11.jpg")]
+    for expected in BreedPredictor(tmp_path / "m", spark).predict_paths(paths, top=2):
+        answer = pipeline.predict(open(expected.path.removeprefix("file:"), "rb").read(), top=2)
+        assert [label for label, _ in answer.top] == [label for label, _ in expected.top]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(answer.top, expected.top)) < 1e-4
 
 
 def test_predict_with_a_folder_that_is_not_a_model_exits_2(pets_images, spark, tmp_path, capsys):
