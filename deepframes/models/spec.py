@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engines import MODEL_FILES, Engine, TensorInfo, load_engine
+from ..engines import MODEL_FILES, Engine, TensorInfo, detect_framework, load_engine
 
 # digest -> engine, for as long as the (reused) Python worker lives.
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
@@ -44,7 +44,7 @@ class ModelSpec:
     def from_file(cls, path: str, framework: str | None = None) -> ModelSpec:
         if not os.path.exists(path):
             raise FileNotFoundError(f"Model file not found: {path}. Give the path of a {MODEL_FILES}.")
-        return cls(os.path.abspath(path), framework, file_digest(path))
+        return cls(os.path.abspath(path), framework or detect_framework(path), file_digest(path))
 
     @classmethod
     def from_factory(cls, factory: Callable, framework: str, key: str) -> ModelSpec:

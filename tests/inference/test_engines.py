@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from pyspark.errors import PythonException
 
 import deepframes
 from deepframes.engines import MissingEngineError, load_engine
@@ -68,7 +69,7 @@ def test_wrong_recorded_shape_is_refused_before_any_job(spark, toy_models):
 def test_wrong_cell_size_is_named_when_the_batch_runs(spark, toy_models):
     df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0, 5.0],)], "x array<float>")
     out = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"]).transform(df)  # no job yet
-    with pytest.raises(Exception, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
+    with pytest.raises(PythonException, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
         out.collect()
 
 

@@ -3,9 +3,13 @@ columns, empty partitions, nulls; plus the stages' own bad-input errors."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from pyspark.errors import PythonException
 from pyspark.ml import Pipeline, PipelineModel
+from pyspark.sql import functions as F
 
 import deepframes
 from tests.conftest import SHARED
@@ -19,46 +23,127 @@ def _images(spark, pets_images):
     return images.withColumn("keep_me", images.path)
 
 
-def _cases(spark, pets_images, toy_models):
+def _toy(spark):
     toy = spark.createDataFrame([(i, [float(i)] * 4) for i in range(6)], "id long, x array<float>")
-    toy = deepframes.append_shape(toy, "x", [None, 4]).withColumn("keep_me", toy.id * 2)
-    return [
-        (deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=4),
-         toy, "x", "y"),
-        (deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4),
-         _images(spark, pets_images), "image", "features"),
-        (deepframes.ImagePredictor(model="squeezenet1.1", weights=SQUEEZENET, topK=2, batchSize=4),
-         _images(spark, pets_images), "image", "predictions"),
-    ]
+    return deepframes.append_shape(toy, "x", [None, 4]).withColumn("keep_me", toy.id * 2)
+
+
+STAGES = {
+    "ModelTransformer": lambda models: deepframes.ModelTransformer(
+        model=models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=4),
+    "ModelTransformer-torch.export": lambda models: deepframes.ModelTransformer(
+        model=models["torch_export"], inputCols=["x"], outputCols=["y"], batchSize=4),
+    "ImageFeaturizer": lambda models: deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4),
+    "ImagePredictor": lambda models: deepframes.ImagePredictor(
+        model="squeezenet1.1", weights=SQUEEZENET, topK=2, batchSize=4),
+}
+
+
+@pytest.fixture(params=sorted(STAGES))
+def case(request, spark, pets_images, toy_models):
+    stage = STAGES[request.param](toy_models)
+    if isinstance(stage, deepframes.ModelTransformer):
+        return stage, _toy(spark), "x", "y"
+    return stage, _images(spark, pets_images), "image", stage.getOutputCol()
 
 
 def _values(df, column):
     return [None if row[column] is None else str(row[column]) for row in df.orderBy("keep_me").select(column).collect()]
 
 
-def test_stages_conform(spark, pets_images, toy_models, tmp_path):
-    for index, (stage, df, input_column, output_column) in enumerate(_cases(spark, pets_images, toy_models)):
-        name = type(stage).__name__
-        # copy with extra params leaves the original alone
-        copied = stage.copy({stage.batchSize: 2})
-        assert copied.getBatchSize() == 2 and stage.getBatchSize() == 4, name
-        assert "batchSize" in stage.explainParams()
-        out = stage.transform(df)
-        assert "keep_me" in out.columns and output_column in out.columns, name
-        expected = _values(out, output_column)
-        # save/load round trip: same Params, same outputs, inside a Pipeline too
-        folder = str(tmp_path / f"stage{index}")
-        stage.write().overwrite().save(folder)
-        loaded = type(stage).load(folder)
-        assert loaded.uid == stage.uid
-        assert {p.name: v for p, v in loaded.extractParamMap().items() if p.name not in stage.file_params} == \
-               {p.name: v for p, v in stage.extractParamMap().items() if p.name not in stage.file_params}
-        assert _values(loaded.transform(df), output_column) == expected, name
-        pipeline = Pipeline(stages=[stage]).fit(df)
-        pipeline.write().overwrite().save(folder + "-pipeline")
-        assert _values(PipelineModel.load(folder + "-pipeline").transform(df), output_column) == expected
-        # empty partitions (more partitions than rows); nulls: test_null_inputs_give_null_outputs
-        assert _values(stage.transform(df.repartition(12)), output_column) == expected, name
+def _jobs_during(spark, action) -> list[int]:
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("deepframes-planning", "transform only")
+    try:
+        action()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return list(tracker.getJobIdsForGroup("deepframes-planning"))
+
+
+def test_stage_conforms(case, spark, tmp_path):
+    stage, df, input_column, output_column = case
+    # copy with extra params leaves the original alone
+    copied = stage.copy({stage.batchSize: 2})
+    assert copied.getBatchSize() == 2 and stage.getBatchSize() == 4
+    assert "batchSize" in stage.explainParams()
+    # transform plans only: no Spark job, and no model loaded on the driver
+    from deepframes.models import spec
+
+    spec._ENGINES.clear()
+    df = df.cache()
+    df.count()
+    assert _jobs_during(spark, lambda: stage.transform(df)) == []
+    if not isinstance(stage, deepframes.ModelTransformer) or stage.getOrDefault("model").endswith(".onnx"):
+        assert not spec._ENGINES
+    out = stage.transform(df)
+    assert "keep_me" in out.columns and output_column in out.columns
+    expected = _values(out, output_column)
+    assert None not in expected
+    # save/load round trip: same Params, same outputs, inside a Pipeline too
+    folder = str(tmp_path / "stage")
+    stage.write().overwrite().save(folder)
+    loaded = type(stage).load(folder)
+    assert loaded.uid == stage.uid
+    assert {p.name: v for p, v in loaded.extractParamMap().items() if p.name not in stage.file_params} == \
+           {p.name: v for p, v in stage.extractParamMap().items() if p.name not in stage.file_params}
+    assert _values(loaded.transform(df), output_column) == expected
+    pipeline = Pipeline(stages=[stage]).fit(df)
+    pipeline.write().overwrite().save(folder + "-pipeline")
+    assert _values(PipelineModel.load(folder + "-pipeline").transform(df), output_column) == expected
+    # empty partitions (more partitions than rows)
+    assert _values(stage.transform(df.repartition(12)), output_column) == expected
+    # an empty DataFrame (an empty test split, a streaming micro-batch) transforms to no rows
+    empty = stage.transform(df.limit(0))
+    assert output_column in empty.columns and empty.collect() == []
+    # rows whose input is null, first in the DataFrame: null outputs, the other rows unchanged
+    nulls = df.limit(2).withColumn(input_column, F.lit(None).cast(df.schema[input_column].dataType))
+    null_leading = stage.transform(nulls.unionByName(df).coalesce(1))
+    received = [None if row[0] is None else str(row[0]) for row in null_leading.select(output_column).collect()]
+    assert received[:2] == [None, None] and sorted(received[2:]) == sorted(expected)
+    # an output column that already exists is refused, never overwritten
+    with pytest.raises(ValueError, match=rf"output column\(s\) \['{output_column}'\] already exist.*outputCol"):
+        stage.transform(df.withColumn(output_column, F.lit(1)))
+    df.unpersist()
+
+
+class _CountRows:
+    """A preprocessor that records how many rows reach the model (executors share this disk)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __call__(self, batch):
+        with open(self.path, "a") as handle:
+            handle.write(f"{len(batch)}\n")
+        return batch
+
+
+def _rows_seen(path) -> list[int]:
+    return [int(line) for line in open(path).read().split()] if os.path.exists(path) else []
+
+
+def test_limit_before_a_stage_runs_the_model_on_about_that_many_rows(spark, toy_models, tmp_path):
+    from dataclasses import replace
+
+    from deepframes.inference.stage import apply_plan
+
+    df = deepframes.append_shape(
+        spark.range(2000, numPartitions=4).selectExpr("id", "array_repeat(cast(id as float), 4) AS x"), "x", [None, 4])
+    stage = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=8)
+    limited = df.limit(10)
+    counter = tmp_path / "rows.txt"
+    plan = replace(stage.inference_plan(limited.schema), preprocess=_CountRows(counter))
+    rows = apply_plan(limited, plan, "ModelTransformer").collect()
+    assert len(rows) == 10 and all(row.y is not None for row in rows)
+    assert sum(_rows_seen(counter)) <= 16  # about 10, never the 2,000 rows
+
+
+def test_batch_size_one_works(spark, toy_models):
+    df = deepframes.append_shape(spark.createDataFrame([([float(i)] * 4,) for i in range(5)], "x array<float>"), "x", [None, 4])
+    out = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=1).transform(df)
+    got = np.array([row.y for row in out.orderBy(F.col("x")[0]).collect()])
+    np.testing.assert_allclose(got, reference(np.array([[float(i)] * 4 for i in range(5)], np.float32)), atol=1e-5)
 
 
 def test_null_inputs_give_null_outputs(spark, toy_models, pets_images, odd_images):
@@ -67,11 +152,12 @@ def test_null_inputs_give_null_outputs(spark, toy_models, pets_images, odd_image
     rows = out.collect()
     assert [row.y is None for row in rows] == [False, True]
     np.testing.assert_allclose(rows[0].y, reference(np.array([[1.0, 2.0, 3.0, 4.0]], np.float32))[0], atol=1e-5)
-    # images that failed to decode: null features, and the row keeps its error
+    # images that failed to decode: null features and null predictions, and the row keeps its error
     images = deepframes.read_images(str(odd_images), spark=spark)
     featured = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET).transform(images)
-    for row in featured.collect():
-        assert (row.features is None) == (row.error is not None), row.path
+    predicted = deepframes.ImagePredictor(model="squeezenet1.1", weights=SQUEEZENET, topK=1).transform(featured)
+    for row in predicted.collect():
+        assert (row.features is None) == (row.error is not None) == (row.predictions is None), row.path
 
 
 def test_featurizer_rejects_wrong_column_type(spark):
@@ -142,5 +228,5 @@ def test_model_output_shape_that_changes_is_named(spark, tmp_path):
     torch.jit.script(Gram()).save(path)
     df = spark.createDataFrame([([float(i)] * 4,) for i in range(8)], "x array<float>").coalesce(1)
     out = deepframes.ModelTransformer(model=path, inputCols=["x"], outputCols=["g"], batchSize=8).transform(df)
-    with pytest.raises(Exception, match=r"'g' changed cell shape.*expected \[1\], received \[8\].*every batch"):
+    with pytest.raises(PythonException, match=r"'g' changed cell shape.*expected \[1\], received \[8\].*every batch"):
         out.collect()
