@@ -32,3 +32,14 @@ $(STAMP): pyproject.toml scripts/ensure-venv.sh
 
 clean:
 	rm -rf $(VENV) deepframes-demo .pytest_cache
+
+# Peer engines for bench/featurize.py (Daft, Ray Data), in their own environment, never in .venv.
+PEERS := bench/.venv-peers
+.PHONY: bench-peers
+bench-peers: $(PEERS)/.peers-installed
+
+$(PEERS)/.peers-installed:
+	python3 -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet 'daft==0.7.*' 'ray[data]>=2,<3' onnxruntime pillow numpy
+	@touch $@
