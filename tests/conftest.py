@@ -117,3 +117,18 @@ def odd_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, (content, _, _) in _bad_and_odd_files().items():
         (folder / name).write_bytes(content)
     return folder
+
+
+def assert_no_job(spark, action):
+    """Run ``action`` and check that it started no Spark job (planning only); re-raises what
+    ``action`` raises after the check."""
+    import uuid
+
+    context = spark.sparkContext
+    group = f"deepframes-no-job-{uuid.uuid4().hex}"
+    context.setJobGroup(group, "must start no job")
+    try:
+        return action()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+        assert list(context.statusTracker().getJobIdsForGroup(group)) == [], "a Spark job ran"

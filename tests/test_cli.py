@@ -65,12 +65,12 @@ def test_cli_demo_on_a_small_folder_runs_the_whole_path(spark, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_cli_demo_runs_the_whole_default_path_in_under_3_minutes(spark, tmp_path, capsys):
+def test_cli_demo_runs_the_whole_default_path(spark, tmp_path, capsys):
     # What `make demo` runs: the 1,797 scikit-learn digits, the tiny network, train, SQL, study.
     assert main(["demo", "--out", str(tmp_path / "demo"), "--json"]) == 0
     report = _last_json(capsys.readouterr().out)
     assert (report["num_images"], report["num_classes"]) == (1797, 10)
-    assert report["accuracy"] >= 0.9 and report["seconds"] < 180, (report["accuracy"], report["seconds"])
+    assert report["accuracy"] >= 0.9, report["accuracy"]  # its time is bench/, README: about a minute
     assert (tmp_path / "demo" / "report.md").is_file()
 
 
@@ -86,9 +86,12 @@ def test_cli_demo_that_fails_midway_leaves_nothing(spark, tmp_path, capsys, monk
     assert not (tmp_path / "demo").exists()
 
 
-def test_cli_verbose_flag_after_the_command(capsys):
-    assert main(["info", "-v", "--json"]) == 0
-    assert _last_json(capsys.readouterr().out)
+def test_cli_verbose_flag_after_the_command():
+    from deepframes.cli import build_parser
+
+    assert build_parser().parse_args(["info", "-v", "--json"]).verbose is True
+    assert build_parser().parse_args(["-v", "info"]).verbose is True
+    assert build_parser().parse_args(["info", "--json"]).verbose is False
 
 
 def test_cli_demo_with_a_folder_without_images_exits_2_and_leaves_nothing(spark, tmp_path, capsys):

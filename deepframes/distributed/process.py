@@ -143,9 +143,6 @@ class RankProcess:
     def pid(self) -> int:
         return self._process.pid
 
-    def poll(self) -> int | None:
-        return self._process.poll()
-
     def wait(self, timeout: float | None = None) -> RankOutcome:
         """Wait for the process to end (raises ``subprocess.TimeoutExpired``) and read its outcome."""
         code = self._process.wait(timeout)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from .base import Engine, Placement, TensorInfo, require
+
+logger = logging.getLogger(__name__)
 
 
 def _configure_tensorflow(placement: Placement) -> None:
@@ -20,8 +23,8 @@ def _configure_tensorflow(placement: Placement) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         if placement.gpu is None:
             tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:
-        pass  # TensorFlow already started in this worker: its first settings stay
+    except RuntimeError as error:  # TensorFlow already ran in this worker: its first settings stay
+        logger.info("TensorFlow thread and device settings left as they were: %s", error)
 
 
 def _tensor_info(tensor, fallback: str) -> TensorInfo:

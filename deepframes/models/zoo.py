@@ -9,11 +9,14 @@ every worker builds the same network: useful for tests).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 
 from .spec import ModelSpec, file_digest
 from .presets import ImagePreset
+
+logger = logging.getLogger(__name__)
 
 _CAFFE = dict(channel_order="BGR", mean=(103.939, 116.779, 123.68))
 _TF = dict(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5))
@@ -157,5 +160,6 @@ def default_labels(name: str, weights: str | None) -> list[str] | None:
         with open(index_file, encoding="utf-8") as handle:
             table = json.load(handle)
         return [table[str(index)][1] for index in range(len(table))]
-    except Exception:
+    except (ImportError, OSError, ValueError, KeyError) as error:  # no Keras, no internet, a bad file
+        logger.warning("ImageNet class names are not available through Keras: %s", error)
         return None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pickle
-import time
 
 import pytest
 
 from deepframes.compat import MirroredStrategyRunner
 from deepframes.distributed import Distributor, RankFailedError
-from tests.conftest import CLUSTER_MASTER
+from tests.conftest import CLUSTER_MASTER, assert_no_job
 from tests.distributed import workloads
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -56,10 +55,8 @@ def test_cluster_rank_error_and_logs_reach_driver(cluster_spark, capsys):
 
 
 def test_cluster_sigkilled_rank_fails_fast_without_orphans(cluster_spark, pid_folder):
-    start = time.monotonic()
     with pytest.raises(RankFailedError, match="killed by signal SIGKILL"):
         Distributor(2).run(workloads.kill_rank_one, pid_folder)
-    assert time.monotonic() - start < 60
     assert workloads.wait_until_gone(pid_folder) == []
 
 
@@ -72,13 +69,11 @@ def test_cluster_retry_sees_attempt(cluster_spark, tmp_path):
     )
 
 
-def test_cluster_too_many_slots_fails_in_seconds(cluster_spark):
-    start = time.monotonic()
+def test_cluster_too_many_slots_fails_before_any_job(cluster_spark):
     with pytest.raises(
         ValueError, match=r"num_slots=3, but only 2 task slots are available"
     ):
-        Distributor(3).run(workloads.rank_info)
-    assert time.monotonic() - start < 10
+        assert_no_job(cluster_spark, lambda: Distributor(3).run(workloads.rank_info))
 
 
 def test_cluster_shards_a_dataframe(cluster_spark):

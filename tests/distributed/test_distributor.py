@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from deepframes.distributed import Distributor, RankFailedError
 from deepframes.distributed.preflight import check_dynamic_allocation
+from tests.conftest import assert_no_job
 from tests.distributed import workloads
 from tests.distributed.conftest import FakeSpark
 
@@ -65,20 +65,16 @@ def test_distributor_rank_error_raises_its_traceback_on_driver(spark):
 
 
 def test_distributor_sigkilled_rank_fails_fast_without_orphans(spark, pid_folder):
-    start = time.monotonic()
     with pytest.raises(
         RankFailedError, match="rank 1's process .* was killed by signal SIGKILL"
     ):
         Distributor(2).run(workloads.kill_rank_one, pid_folder)
-    assert time.monotonic() - start < 60
     assert workloads.wait_until_gone(pid_folder) == []
 
 
 def test_distributor_timeout_ends_hung_ranks(spark, pid_folder):
-    start = time.monotonic()
     with pytest.raises(RankFailedError, match=r"did not finish within timeout=4 s"):
         Distributor(2, timeout=4).run(workloads.hang, pid_folder)
-    assert time.monotonic() - start < 40
     assert workloads.wait_until_gone(pid_folder) == []
 
 
@@ -103,14 +99,12 @@ def test_distributor_without_retries_raises_first_failure(spark, tmp_path):
         Distributor(2, checkpoint_dir=str(tmp_path)).run(workloads.fail_first_attempt)
 
 
-def test_distributor_too_many_slots_fails_in_seconds(spark):
-    start = time.monotonic()
+def test_distributor_too_many_slots_fails_before_any_job(spark):
     with pytest.raises(
         ValueError,
         match=r"num_slots=3, but only 2 task slots are available \(local\[2\]",
     ):
-        Distributor(3).run(workloads.rank_info)
-    assert time.monotonic() - start < 10
+        assert_no_job(spark, lambda: Distributor(3).run(workloads.rank_info))
 
 
 def test_distributor_streams_logs_tagged_by_rank(spark, capsys):

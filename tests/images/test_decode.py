@@ -85,9 +85,12 @@ def test_decode_image_applies_exif_orientation():
     assert decoded.shape == (32, 24, 3)
 
 
-def test_decode_image_format_comes_from_bytes_not_name():
-    png = encode(Image.fromarray(gradient_rgb()), "PNG")
-    assert decode_image(png).shape == (24, 32, 3)  # no file name is ever consulted
+def test_decode_image_reads_files_whose_name_lies(pets_images):
+    # In the shared pets, Abyssinian_34.jpg is a GIF and Abyssinian_5.jpg a PNG with alpha.
+    gif = decode_image((pets_images / "Abyssinian_34.jpg").read_bytes())
+    png = decode_image((pets_images / "Abyssinian_5.jpg").read_bytes())
+    assert gif.ndim == 3 and gif.shape[2] in (1, 3) and min(gif.shape[:2]) > 1
+    assert png.shape[2] == 4  # the alpha channel of a PNG is kept, though the name says JPEG
 
 
 @pytest.mark.parametrize("size", [(224, 224), (10, 300), (5, 7)])

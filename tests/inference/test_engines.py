@@ -109,3 +109,20 @@ def test_placement_follows_the_task(spark):
     on_executor = spark.sparkContext.parallelize([0], 1).map(placement).collect()
     assert on_executor == [(int(spark.conf.get("spark.task.cpus", "1")), None, True)]
     assert Placement.for_current_task() == Placement(threads=1, gpu=None, in_task=False)  # driver
+
+
+def test_placement_takes_the_task_cpus_and_gpu(monkeypatch):
+    import pyspark
+    from pyspark.resource import ResourceInformation
+
+    from deepframes.engines import Placement
+
+    class Task:  # what a task given 3 CPUs and GPU 1 sees (local mode cannot give GPUs)
+        def cpus(self):
+            return 3
+
+        def resources(self):
+            return {"gpu": ResourceInformation("gpu", ["1"])}
+
+    monkeypatch.setattr(pyspark.TaskContext, "get", classmethod(lambda cls: Task()))
+    assert Placement.for_current_task() == Placement(threads=3, gpu="1", in_task=True)

@@ -12,7 +12,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
 import deepframes
-from tests.conftest import SHARED
+from tests.conftest import SHARED, assert_no_job
 from tests.inference.conftest import reference
 
 SQUEEZENET = str(SHARED / "models" / "squeezenet1.1.onnx")
@@ -51,16 +51,6 @@ def _values(df, column):
     return [None if row[column] is None else str(row[column]) for row in df.orderBy("keep_me").select(column).collect()]
 
 
-def _jobs_during(spark, action) -> list[int]:
-    tracker = spark.sparkContext.statusTracker()
-    spark.sparkContext.setJobGroup("deepframes-planning", "transform only")
-    try:
-        action()
-    finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
-    return list(tracker.getJobIdsForGroup("deepframes-planning"))
-
-
 def test_stage_conforms(case, spark, tmp_path):
     stage, df, input_column, output_column = case
     # copy with extra params leaves the original alone
@@ -73,7 +63,7 @@ def test_stage_conforms(case, spark, tmp_path):
     spec._ENGINES.clear()
     df = df.cache()
     df.count()
-    assert _jobs_during(spark, lambda: stage.transform(df)) == []
+    assert_no_job(spark, lambda: stage.transform(df))
     if not isinstance(stage, deepframes.ModelTransformer) or stage.getOrDefault("model").endswith(".onnx"):
         assert not spec._ENGINES
     out = stage.transform(df)
