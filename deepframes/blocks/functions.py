@@ -9,8 +9,9 @@ the function (see :mod:`.pickling`), so what it traces or caches never rides alo
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import sys
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,10 @@ class BlockFunctionError(RuntimeError):
 
 
 def _is_torch_callable(fn: object) -> bool:
-    return type(fn).__module__.startswith("torch")
+    torch = sys.modules.get("torch")  # a torch callable means torch is imported already
+    if torch is None:
+        return False
+    return isinstance(fn, torch.nn.Module) or type(fn).__module__.startswith("torch")
 
 
 # Operations whose function gets one row's cells (scalars, or arrays of the row's own shape).
@@ -106,7 +110,8 @@ class _TorchCall:
 def _as_tensor(torch: Any, value: Any) -> Any:
     """A numeric array or scalar as a tensor; strings and bytes stay as they are."""
     if isinstance(value, (np.ndarray, np.generic)) and value.dtype != object and value.dtype.kind not in "US":
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # ascontiguousarray would turn a row's scalar cell into a 1-element array
+        return torch.from_numpy(np.ascontiguousarray(value) if np.ndim(value) else np.array(value))
     return value
 
 
