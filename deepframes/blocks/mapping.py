@@ -99,23 +99,28 @@ def _output_struct(outputs: Sequence[OutputSpec]) -> StructType:
     return StructType([StructField(spec.name, spec.spark_type, True) for spec in outputs])
 
 
-def _run_spark(plan: BlockPlan, df: DataFrame) -> DataFrame:
-    schema = _output_struct(plan.outputs)
-    if plan.trim:
-        result = df.select(*plan.columns).mapInArrow(functools.partial(map_record_batches, plan=plan), schema)
-        return _with_shapes(result, plan.outputs)
+def column_udf(plan: BlockPlan):
+    """The plan as one Arrow UDF of its input columns: one output column's value, or a struct of
+    all of them (same rows in and out)."""
     from pyspark.sql.pandas.functions import ArrowUDFType, arrow_udf
 
     single = len(plan.outputs) == 1
     with warnings.catch_warnings():  # Spark prefers type hints; a partial has none to give
         warnings.simplefilter("ignore", UserWarning)
-        udf = arrow_udf(
+        return arrow_udf(
             functools.partial(map_column_batches, plan=plan),
-            plan.outputs[0].spark_type if single else schema,
+            plan.outputs[0].spark_type if single else _output_struct(plan.outputs),
             ArrowUDFType.SCALAR_ITER,
         )
-    call = udf(*[F.col(name) for name in plan.columns])
-    if single:
+
+
+def _run_spark(plan: BlockPlan, df: DataFrame) -> DataFrame:
+    if plan.trim:
+        schema = _output_struct(plan.outputs)
+        result = df.select(*plan.columns).mapInArrow(functools.partial(map_record_batches, plan=plan), schema)
+        return _with_shapes(result, plan.outputs)
+    call = column_udf(plan)(*[F.col(name) for name in plan.columns])
+    if len(plan.outputs) == 1:
         result = df.withColumn(plan.outputs[0].name, call)
     else:
         holder = "__deepframes_outputs"
@@ -150,7 +155,9 @@ def _pandas_column(chunks: list[pa.Array], spec: OutputSpec) -> object:
     ]
 
 
-def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool):
+def plan_map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool) -> BlockPlan:
+    """A checked map plan: the input columns with their shapes, the output columns declared by
+    ``output_schema`` or inferred by calling (a copy of) ``fn`` on the first rows."""
     operation = "map_rows" if by_row else "map_blocks"
     check_block_size(block_size)
     names = input_columns(df, columns)
@@ -161,14 +168,19 @@ def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: boo
         outputs = _infer_outputs(plan, table)
     else:
         outputs = declared
+    return replace(plan, outputs=outputs, declared=declared is not None)
+
+
+def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool):
+    plan = plan_map(fn, df, columns, block_size, trim, output_schema, by_row)
     if not trim:
-        clashes = [spec.name for spec in outputs if spec.name in df.columns]
+        clashes = [spec.name for spec in plan.outputs if spec.name in df.columns]
         if clashes:
             raise ValueError(
-                f"{operation}: output column(s) {clashes} already exist in the DataFrame. Return "
-                "new names from the function, or pass trim=True to keep only its outputs."
+                f"{plan.function.operation}: output column(s) {clashes} already exist in the "
+                "DataFrame. Return new names from the function, or pass trim=True to keep only its "
+                "outputs."
             )
-    plan = replace(plan, outputs=outputs, declared=declared is not None)
     if isinstance(df, pd.DataFrame):
         return _run_pandas(plan, df)
     return _run_spark(plan, df)
