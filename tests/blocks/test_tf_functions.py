@@ -105,3 +105,14 @@ def test_unpicklable_function_is_named_with_the_fix(spark):
 
     with pytest.raises(TypeError, match=r"map_blocks could not pickle function .*locked.*lock.*inside the function"):
         deepframes.map_blocks(locked, _ten(spark))
+
+
+def test_feed_dict_form_from_the_readme(spark):
+    """TensorFrames' feed_dict={"x_input": "x"}: the function's input name bound to column x."""
+    import tensorflow as tf
+
+    df = _ten(spark)
+    add_three = tf.function(lambda inputs: {"z": inputs["x_input"] + 3})
+    out = deepframes.map_blocks(lambda block: add_three({"x_input": block["x"]}), df, columns=["x"])
+    assert out.columns == ["x", "z"]
+    assert sorted(row.z for row in out.collect()) == [x + 3.0 for x in range(10)]
