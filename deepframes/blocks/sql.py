@@ -98,7 +98,16 @@ def register_block_udf(
 
     Returns
     -------
-    The registered function, usable in the DataFrame API as well.
+    UserDefinedFunction
+        The registered function, usable in the DataFrame API as well.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not a SQL name, a column is missing, or ``inputs`` is a schema and no
+        ``output_schema`` is given.
+    TypeError
+        When ``inputs`` is neither a DataFrame nor a schema, or ``fn`` cannot be pickled.
 
     Examples
     --------
