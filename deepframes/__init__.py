@@ -25,6 +25,8 @@ _EXPORTS = {
     "print_schema": ".blocks",
     "reduce_blocks": ".blocks",
     "reduce_rows": ".blocks",
+    "register_block_udf": ".blocks",
+    "register_row_udf": ".blocks",
     "Distributor": ".distributed",
     "read_images": ".images",
     "ImageFeaturizer": ".inference",
@@ -39,7 +41,8 @@ _SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "i
 __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
     "ModelTransformer", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
-    "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_udf", "session",
+    "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
+    "register_udf", "session",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from .blocks import print_schema as print_schema
     from .blocks import reduce_blocks as reduce_blocks
     from .blocks import reduce_rows as reduce_rows
+    from .blocks import register_block_udf as register_block_udf
+    from .blocks import register_row_udf as register_row_udf
     from .distributed import Distributor as Distributor
     from .images import read_images as read_images
     from .inference import ImageFeaturizer as ImageFeaturizer

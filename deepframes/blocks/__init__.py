@@ -12,6 +12,8 @@ from .reducing import reduce_rows as reduce_rows
 from .shapes import analyze as analyze
 from .shapes import append_shape as append_shape
 from .shapes import print_schema as print_schema
+from .sql import register_block_udf as register_block_udf
+from .sql import register_row_udf as register_row_udf
 
 __all__ = [
     "BlockFunctionError",
@@ -23,4 +25,6 @@ __all__ = [
     "print_schema",
     "reduce_blocks",
     "reduce_rows",
+    "register_block_udf",
+    "register_row_udf",
 ]

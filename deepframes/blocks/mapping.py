@@ -17,6 +17,7 @@ from ..core.batching import rebatch
 from ..core.sampling import SAMPLE_ROWS, sample
 from ..core.shapes import recorded_shape
 from ..core.udf import append_columns, check_new_columns, map_partitions
+from ..core.udf import column_udf as core_column_udf
 from .execution import BlockPlan, check_row_count, map_block, map_blocks_compute, row_values
 from .functions import BlockFunctionError
 from .inputs import as_table, check_block_size, input_columns, make_plan
@@ -84,6 +85,13 @@ def _no_sample_message(plan: BlockPlan) -> str:
 _CLASH_FIX = "Return new names from the function, or pass trim=True to keep only its outputs"
 
 
+def column_udf(plan: BlockPlan):
+    """The plan as one Arrow UDF of its input columns: one output column's value, or a struct of
+    all of them (same rows in and out); what ``spark.udf.register`` takes."""
+    return core_column_udf(functools.partial(map_blocks_compute, plan=plan), plan.columns,
+                           [spec.column() for spec in plan.outputs])
+
+
 def _run_spark(plan: BlockPlan, df: DataFrame) -> DataFrame:
     compute = functools.partial(map_blocks_compute, plan=plan)
     outputs = [spec.column() for spec in plan.outputs]
@@ -116,7 +124,9 @@ def _pandas_column(chunks: list[pa.Array], spec: OutputSpec) -> object:
     ]
 
 
-def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool):
+def plan_map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool) -> BlockPlan:
+    """A checked map plan: the input columns with their shapes, the output columns declared by
+    ``output_schema`` or inferred by calling (a copy of) ``fn`` on the first rows."""
     operation = "map_rows" if by_row else "map_blocks"
     check_block_size(block_size)
     names = input_columns(df, columns)
@@ -127,9 +137,13 @@ def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: boo
         outputs = _infer_outputs(plan, table)
     else:
         outputs = declared
+    return replace(plan, outputs=outputs, declared=declared is not None)
+
+
+def _map(fn: Callable, df, columns, block_size, trim, output_schema, by_row: bool):
+    plan = plan_map(fn, df, columns, block_size, trim, output_schema, by_row)
     if not trim:
-        check_new_columns(df, [spec.name for spec in outputs], operation, _CLASH_FIX)
-    plan = replace(plan, outputs=outputs, declared=declared is not None)
+        check_new_columns(df, [spec.name for spec in plan.outputs], plan.function.operation, _CLASH_FIX)
     if isinstance(df, pd.DataFrame):
         return _run_pandas(plan, df)
     return _run_spark(plan, df)

@@ -24,17 +24,40 @@ from ..core.shapes import (
 )
 
 
-def append_shape(df: DataFrame, column: str, shape: Sequence[int | None]) -> DataFrame:
-    """Record the block shape of ``column`` without reading any data.
+def column_name(df: DataFrame, column: str | Column) -> str:
+    """The name of a column of ``df`` given by name or as a ``Column`` (``F.col("x")``, ``df.x``)."""
+    if isinstance(column, str):
+        return column
+    if not isinstance(column, Column):
+        raise TypeError(
+            "Expected a column name (str) or a Column (e.g. F.col('x') or df['x']). Received: "
+            f"{type(column).__name__} {column!r}"
+        )
+    name = df.select(column).columns[0]  # resolves the reference; runs no job
+    if name not in df.columns:
+        raise ValueError(
+            f"The Column {name!r} is an expression, not a column of the DataFrame; a shape is "
+            f"recorded on a column. Available columns: {df.columns}. Add it first, e.g. "
+            f"df.withColumn('name', expression), then pass 'name'."
+        )
+    return name
+
+
+def append_shape(df: DataFrame, column: str | Column, shape: Sequence[int | None]) -> DataFrame:
+    """Record the block shape of ``column`` (a name or a ``Column``) without reading any data.
 
     Examples
     --------
     >>> import deepframes
+    >>> from pyspark.sql import functions as F
     >>> spark = deepframes.session("local[2]")
     >>> df = spark.createDataFrame([([1.0, 2.0],)], "v array<float>")
     >>> print_schema(append_shape(df, "v", [None, 2]))
     v: float32[?, 2]
+    >>> print_schema(append_shape(df, F.col("v"), [None, 2]))  # as TensorFrames took it
+    v: float32[?, 2]
     """
+    column = column_name(df, column)
     field = _field(df, column)
     sizes = normalize_shape(column, shape)
     depth = element_type(field.dataType)[1]
@@ -75,7 +98,7 @@ def _cell_size_bounds(column: str, data_type: DataType) -> list[tuple[Column, Co
     return bounds
 
 
-def analyze(df: DataFrame, columns: Sequence[str] | None = None) -> DataFrame:
+def analyze(df: DataFrame, columns: Sequence[str | Column] | None = None) -> DataFrame:
     """Measure the cell shapes of ``columns`` (default: all) in one pass and record them.
 
     A dimension whose size is the same in every row is recorded; one that varies stays ``?``.
@@ -89,7 +112,9 @@ def analyze(df: DataFrame, columns: Sequence[str] | None = None) -> DataFrame:
     v: float64[?, 3]
     x: float64[?]
     """
-    names = list(columns) if columns is not None else df.columns
+    if isinstance(columns, (str, Column)):
+        columns = [columns]
+    names = [column_name(df, column) for column in columns] if columns is not None else df.columns
     fields = {name: _field(df, name) for name in names}
     bounds = {name: _cell_size_bounds(name, field.dataType) for name, field in fields.items()}
     expressions = [

@@ -9,6 +9,13 @@ from typing import Any
 from ..distributed import Distributor
 
 
+class _RunnerDistributor(Distributor):
+    """The Distributor as the runner uses it: with the original's setting to ignore TLS."""
+
+    _ignore_ssl_key = "tensorflow.spark.distributor.ignoreSsl"
+    _runner_name = "MirroredStrategyRunner"
+
+
 def run_tensorflow_program(
     train_fn: Callable[..., Any], use_custom_strategy: bool, kwargs: dict[str, Any]
 ) -> Any:
@@ -29,7 +36,10 @@ class MirroredStrategyRunner:
 
     What differs, for the better: too few slots fail in seconds instead of after Spark's 40 x 15 s
     retries; each worker's output streams to the driver tagged ``[rank N]``; a failing worker's
-    traceback is raised on the driver; each worker runs in a fresh process. Keras 3's
+    traceback is raised on the driver; each worker runs in a fresh process. As before, training
+    on executors of a cluster with ``spark.ssl.enabled=true`` is refused unless
+    ``tensorflow.spark.distributor.ignoreSsl=true`` (gradients travel unencrypted between
+    workers), and ``runner.sc`` is the SparkContext it runs on. Keras 3's
     ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (TF 2.21 / Keras 3.15): write the loop
     with ``strategy.run`` (see the README's "Distributed training"), with
     ``use_custom_strategy=True`` and your own strategy.
@@ -73,6 +83,14 @@ class MirroredStrategyRunner:
         self._gpu_resource_name = gpu_resource_name
         self._use_custom_strategy = use_custom_strategy
 
+    @property
+    def sc(self) -> Any:
+        """The SparkContext the runner uses (the running session's; one is started if none runs),
+        as the original's ``runner.sc``."""
+        from ..session import running_session, session
+
+        return (running_session() or session()).sparkContext
+
     def get_num_tasks(self) -> int:
         """The number of Spark tasks used: ``num_slots``, or for GPUs ``num_slots`` divided by the
         GPUs per task (``spark.task.resource.<name>.amount``), rounded up."""
@@ -102,7 +120,7 @@ class MirroredStrategyRunner:
                     f"Cannot run more than 1 CPU worker in local mode; received num_slots={self._num_slots}. "
                     "Use num_slots=1, or local_mode=False to run on the executors."
                 )
-            distributor = Distributor(
+            distributor = _RunnerDistributor(
                 1,
                 local_mode=True,
                 use_gpu=self._use_gpu,
@@ -111,7 +129,7 @@ class MirroredStrategyRunner:
             )
         else:
             num_tasks = self.get_num_tasks()
-            distributor = Distributor(
+            distributor = _RunnerDistributor(
                 num_tasks,
                 use_gpu=self._use_gpu,
                 gpus_per_slot=max(1, self._num_slots // num_tasks),

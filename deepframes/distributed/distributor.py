@@ -64,6 +64,12 @@ class Distributor:
     gpu_resource : str
         Spark's name for the GPU resource.
 
+    Notes
+    -----
+    On a cluster with ``spark.ssl.enabled=true`` a run on the executors is refused, as
+    spark-tensorflow-distributor refused it: the ranks' traffic is not encrypted. Set
+    ``spark.deepframes.distributor.ignoreSsl=true`` to run anyway (a warning is logged).
+
     Examples
     --------
     >>> def add(ctx, x):
@@ -82,6 +88,11 @@ class Distributor:
     >>> Distributor(2).run(train)  # doctest: +SKIP
     3.0
     """
+
+    # The Spark setting that allows runs on executors of a cluster with spark.ssl.enabled, and
+    # the name messages give the runner (the compat runners keep their originals' setting).
+    _ignore_ssl_key = "spark.deepframes.distributor.ignoreSsl"
+    _runner_name = "Distributor"
 
     def __init__(
         self,
@@ -188,6 +199,7 @@ class Distributor:
         from . import preflight
         from .cluster import run_attempt
 
+        preflight.check_encryption(spark, self._runner_name, self._ignore_ssl_key)
         preflight.check_dynamic_allocation(spark)
         if self.use_gpu:
             preflight.check_gpus(spark, self.gpu_resource, self.gpus_per_slot)

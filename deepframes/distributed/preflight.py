@@ -5,11 +5,14 @@ Without them Spark retries a barrier job that lacks slots 40 times 15 s before f
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import time
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _LOCAL = re.compile(r"local\[(\d+|\*)(?:,\s*\d+)?\]$")
 _LOCAL_CLUSTER = re.compile(r"local-cluster\[(\d+),\s*(\d+),\s*\d+\]$")
@@ -26,6 +29,37 @@ def check_dynamic_allocation(spark: Any) -> None:
             "Barrier-mode training needs a fixed set of executors, but spark.dynamicAllocation.enabled"
             " is true. Start the session with spark.dynamicAllocation.enabled=false."
         )
+
+
+def _flag(spark: Any, key: str) -> bool:
+    return str(_conf(spark, key, "false")).strip().lower() == "true"
+
+
+def check_encryption(spark: Any, runner: str, ignore_key: str) -> None:
+    """Refuse to train across machines on a cluster that asks for TLS (``spark.ssl.enabled``),
+    as spark-tensorflow-distributor did: the frameworks' own traffic between ranks (gradients,
+    parameters), the rendezvous and the ranks' logs and results travel unencrypted. The setting
+    ``ignore_key`` accepts that, with a warning.
+    """
+    if not _flag(spark, "spark.ssl.enabled"):
+        return
+    if _flag(spark, ignore_key):
+        logger.warning(
+            "This cluster has TLS encryption enabled (spark.ssl.enabled=true), but %s does not "
+            "encrypt data in transit; %s=true overrides this, so model parameters and possibly "
+            "training data travel between machines unencrypted.",
+            runner,
+            ignore_key,
+        )
+        return
+    raise ValueError(
+        f"This cluster has TLS encryption enabled (spark.ssl.enabled=true), but {runner} does not "
+        "encrypt data in transit: gradients, model parameters and possibly training data would "
+        f"travel between machines unencrypted. Expected spark.ssl.enabled=false, or {ignore_key}=true "
+        f"to train anyway. Set {ignore_key}=true in the Spark configuration (e.g. "
+        f"deepframes.session(**{{{ignore_key!r}: 'true'}})) if the network between the machines is "
+        "trusted, or use local_mode=True to train on this machine only."
+    )
 
 
 def task_gpu_amount(spark: Any, resource: str) -> float:

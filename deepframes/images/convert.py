@@ -86,41 +86,76 @@ def to_numpy(
     return pixels.astype(np.dtype(dtype), copy=True)
 
 
-def _as_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
+_VALUE_RANGES = ("auto", "0-255", "0-1")
+
+
+def _float_range(pixels: np.ndarray) -> str:
+    """Floats in [0, 1] with a fractional value are unit-scaled; whole numbers are 0-255 values
+    (what ``to_numpy(..., dtype="float32")`` gives, so the round trip stays exact)."""
+    if pixels.size == 0 or np.isnan(pixels).any() or pixels.min() < 0 or pixels.max() > 1:
+        return "0-255"
+    return "0-1" if np.any(pixels != np.round(pixels)) else "0-255"
+
+
+def _as_uint8(array: np.ndarray, value_range: str) -> np.ndarray:
+    if array.dtype == np.uint8 and value_range != "0-1":
         return array
     if not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"Expected a numeric pixel array. Received dtype {array.dtype}.")
-    if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 255):
+    floating = np.issubdtype(array.dtype, np.floating)
+    taken_as = value_range
+    if value_range == "auto":
+        taken_as = _float_range(array) if floating else "0-255"
+    top = 1.0 if taken_as == "0-1" else 255.0
+    if floating and np.isnan(array).any():
         raise ValueError(
-            "Pixel values must lie in [0, 255]. Received values from "
-            f"{np.nanmin(array)} to {np.nanmax(array)}; rescale (e.g. `array * 255`) first."
+            "Pixel values must be numbers; the array holds NaN. Replace them (np.nan_to_num) first."
         )
-    return np.rint(array).astype(np.uint8)
+    if array.size and (np.min(array) < 0 or np.max(array) > top):
+        raise ValueError(
+            f"Pixel values must lie in [0, {top:g}] with value_range={value_range!r} (read as "
+            f"{taken_as}). Received values from {np.min(array)} to {np.max(array)}; rescale them "
+            "into [0, 255] or [0, 1] first, or pass the value_range they are in."
+        )
+    scaled = array.astype(np.float64) * 255.0 if taken_as == "0-1" else array
+    return np.rint(scaled).astype(np.uint8)
 
 
 def from_numpy(
-    array: np.ndarray, origin: str = "", layout: str = "HWC", channel_order: str = "RGB"
+    array: np.ndarray,
+    origin: str = "",
+    layout: str = "HWC",
+    channel_order: str = "RGB",
+    value_range: str = "auto",
 ) -> Row:
     """An image struct value (a ``Row``) from pixels; the exact inverse of :func:`to_numpy`.
 
     Parameters
     ----------
     array : numpy.ndarray
-        ``(height, width)``, or 3-D with 1, 3 or 4 channels, uint8 or floats in [0, 255].
+        ``(height, width)``, or 3-D with 1, 3 or 4 channels: uint8, integers in [0, 255], or floats.
     origin : str
         Where the image came from (a path or URI).
     layout : {"HWC", "CHW"}
     channel_order : {"RGB", "BGR"}
+    value_range : {"auto", "0-255", "0-1"}
+        The range of the values. ``"0-1"`` scales them by 255; ``"0-255"`` takes them as they
+        are. ``"auto"``: floats in [0, 1] with a fractional value are 0-1 (the usual float image),
+        other arrays 0-255 (whole-number floats too, as :func:`to_numpy` gives them). Values are
+        then rounded to the nearest integer; values outside the range raise ``ValueError``.
+        Pass ``"0-1"`` for a float mask of only 0.0 and 1.0.
 
     Examples
     --------
     >>> image = from_numpy(np.full((2, 2, 3), 7, dtype=np.uint8), origin="mem://x")
     >>> (image.height, image.width, image.nChannels, image.mode)
     (2, 2, 3, 16)
+    >>> to_numpy(from_numpy(np.full((1, 1, 3), 0.5)))[0, 0].tolist()  # floats in [0, 1]: scaled
+    [128, 128, 128]
     """
     _check_choice("layout", layout, _LAYOUTS)
     _check_choice("channel_order", channel_order, _CHANNEL_ORDERS)
+    _check_choice("value_range", value_range, _VALUE_RANGES)
     pixels = np.asarray(array)
     if pixels.ndim == 2:
         pixels = pixels[:, :, np.newaxis] if layout == "HWC" else pixels[np.newaxis]
@@ -128,7 +163,7 @@ def from_numpy(
         raise ValueError(f"Expected a 2-D or 3-D pixel array. Received shape {pixels.shape}.")
     if layout == "CHW":
         pixels = pixels.transpose(1, 2, 0)
-    pixels = _as_uint8(pixels)
+    pixels = _as_uint8(pixels, value_range)
     if channel_order == "BGR":
         pixels = _swap_red_blue(pixels)
     return Row(**dict(zip(IMAGE_FIELDS, (origin, *pixels_to_struct_fields(pixels)))))

@@ -45,3 +45,23 @@ def test_wrong_recorded_shape_is_reported(spark):
     df = deepframes.append_shape(spark.createDataFrame([([1.0, 2.0, 3.0],)], "v array<double>"), "v", [None, 2])
     with pytest.raises(ValueError, match=r"Column 'v' is recorded with shape \[\?, 2\] but its cells have shape \[3\]"):
         deepframes.map_blocks(lambda b: {"s": b["v"].sum(1)}, df)
+
+
+def test_append_shape_and_analyze_take_a_column(spark, capsys):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([([1.0, 2.0], 1.0)], "v array<float>, x double")
+    deepframes.print_schema(deepframes.append_shape(df, F.col("v"), [None, 2]))
+    deepframes.print_schema(deepframes.append_shape(df, df["v"], [None, 2]))
+    deepframes.print_schema(deepframes.analyze(df, [F.col("v")]).select("v"))
+    assert capsys.readouterr().out.splitlines() == ["v: float32[?, 2]", "x: float64[?]"] * 2 + ["v: float32[?, 2]"]
+
+
+def test_append_shape_refuses_an_expression_or_other_types(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([([1.0, 2.0],)], "v array<float>")
+    with pytest.raises(ValueError, match=r"is an expression, not a column.*withColumn"):
+        deepframes.append_shape(df, F.col("v").alias("w"), [None, 2])
+    with pytest.raises(TypeError, match=r"column name \(str\) or a Column.*Received: int 3"):
+        deepframes.append_shape(df, 3, [None, 2])

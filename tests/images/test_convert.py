@@ -94,3 +94,31 @@ def test_from_numpy_rejects_out_of_range_floats():
         from_numpy(np.full((2, 2, 3), 300.0))
     with pytest.raises(ValueError, match="1, 3 or 4 channels. Received: 2"):
         from_numpy(np.zeros((2, 2, 2), dtype=np.uint8))
+
+
+def test_from_numpy_scales_floats_in_unit_range_instead_of_rounding():
+    unit = np.linspace(0.0, 1.0, 2 * 3 * 3).reshape(2, 3, 3)
+    pixels = to_numpy(from_numpy(unit))
+    np.testing.assert_array_equal(pixels, np.rint(unit * 255).astype(np.uint8))
+    assert len(np.unique(pixels)) == unit.size  # nothing collapsed to 0 or 1
+    half = to_numpy(from_numpy(np.full((2, 2), 0.25, dtype=np.float32)))
+    assert half.ravel().tolist() == [64] * 4
+
+
+def test_from_numpy_value_range_is_explicit_when_asked():
+    mask = np.array([[0.0, 1.0]])
+    assert to_numpy(from_numpy(mask)).ravel().tolist() == [0, 1]  # whole numbers: 0-255 values
+    assert to_numpy(from_numpy(mask, value_range="0-1")).ravel().tolist() == [0, 255]
+    assert to_numpy(from_numpy(np.array([[0.2, 0.6]]), value_range="0-255")).ravel().tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"\[0, 1\] with value_range='0-1' \(read as 0-1\). Received values from 0.0 to 2.0.*pass the value_range"):
+        from_numpy(np.array([[0.0, 2.0]]), value_range="0-1")
+    with pytest.raises(ValueError, match=r"Received: value_range='unit'"):
+        from_numpy(mask, value_range="unit")
+    with pytest.raises(ValueError, match=r"NaN.*nan_to_num"):
+        from_numpy(np.array([[np.nan, 0.5]]))
+
+
+def test_from_numpy_keeps_0_255_floats_and_refuses_out_of_range():
+    assert to_numpy(from_numpy(np.array([[12.4, 200.6]]))).ravel().tolist() == [12, 201]
+    with pytest.raises(ValueError, match=r"\[0, 255\] with value_range='auto' \(read as 0-255\). Received values from -1.0 to 3.5"):
+        from_numpy(np.array([[-1.0, 3.5]]))
