@@ -1,12 +1,13 @@
-"""Benchmark: map_blocks and reduce_blocks against Spark's own ways, on 10 million float64 rows.
+"""Benchmark: map_blocks and reduce_blocks against Spark's own ways, on millions of float64 rows.
 
-Map (z = x + 3): Spark's native `col("x") + 3`, a plain scalar pandas UDF, and map_blocks.
-Reduce (sum of x): Spark's `F.sum` and reduce_blocks.
-The column is cached first; each contender runs once to warm up, then --repeats times (median).
-Judged by: map_blocks time / pandas UDF time <= 1.5, reduce_blocks time / F.sum time <= 3.
-The last row is the floor of any Python-side pass (Spark's JVM -> Arrow -> Python transfer).
+Map (z = x + 3): Spark's native `col("x") + 3`, a plain scalar pandas UDF, and map_blocks with
+its output inferred (the timing includes inferring it: a few rows read on the driver) and
+declared (`output_schema`). Reduce (sum of x): Spark's `F.sum`, reduce_blocks, and the floor of
+any Python-side pass (a `mapInArrow` that only counts rows: Spark's JVM -> Arrow -> Python
+transfer). The column is cached first; each contender runs once to warm up, then --repeats times
+(median). Judged by: map_blocks (inferred) / pandas UDF <= 1.1, reduce_blocks / floor <= 1.1.
 
-    .venv/bin/python bench/blocks.py [--rows 10000000] [--repeats 3] [--json out.json]
+    .venv/bin/python bench/blocks.py [--rows 3000000] [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def timed(action, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -67,6 +68,8 @@ def main() -> None:
         "map: Spark native col('x') + 3": lambda: write(df.withColumn("z", F.col("x") + 3)),
         "map: scalar pandas UDF x + 3": lambda: write(df.withColumn("z", plus_three("x"))),
         "map: deepframes.map_blocks x + 3": lambda: write(deepframes.map_blocks(lambda b: {"z": b["x"] + 3}, df)),
+        "map: map_blocks with output_schema": lambda: write(
+            deepframes.map_blocks(lambda b: {"z": b["x"] + 3}, df, output_schema="z double")),
         "reduce: Spark F.sum(x)": lambda: df.agg(F.sum("x")).collect(),
         "reduce: deepframes.reduce_blocks sum": lambda: deepframes.reduce_blocks(lambda b: {"x": np.sum(b["x"], axis=0)}, df),
         "floor: mapInArrow pass that does nothing": lambda: df.mapInArrow(count_rows, "n long").collect(),
@@ -79,18 +82,21 @@ def main() -> None:
 
     names = list(results)
     map_ratio = results[names[2]] / results[names[1]]
-    reduce_ratio = results[names[4]] / results[names[3]]
+    reduce_ratio = results[names[5]] / results[names[6]]
+    sum_ratio = results[names[5]] / results[names[4]]
     print(f"\nblocks benchmark: {args.rows:,} float64 rows, {args.master}, median of {args.repeats}\n")
     print(f"| {'contender':<40} | seconds | million rows/s |")
     print(f"|{'-' * 42}|---------|----------------|")
     for name, seconds in results.items():
         print(f"| {name:<40} | {seconds:>7.2f} | {args.rows / seconds / 1e6:>14.1f} |")
-    print(f"\nJudged ratios: map_blocks / pandas UDF = {map_ratio:.2f}x (target <= 1.5: "
-          f"{'met' if map_ratio <= 1.5 else 'NOT met'}); reduce_blocks / F.sum = {reduce_ratio:.2f}x "
-          f"(target <= 3: {'met' if reduce_ratio <= 3 else 'NOT met'})")
+    print(f"\nJudged ratios: map_blocks (output inferred) / pandas UDF = {map_ratio:.2f}x (target <= 1.1: "
+          f"{'met' if map_ratio <= 1.1 else 'NOT met'}); reduce_blocks / mapInArrow floor = {reduce_ratio:.2f}x "
+          f"(target <= 1.1: {'met' if reduce_ratio <= 1.1 else 'NOT met'}); for reference reduce_blocks / "
+          f"F.sum = {sum_ratio:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"rows": args.rows, "seconds": results, "map_ratio": map_ratio, "reduce_ratio": reduce_ratio}, indent=2))
+            {"rows": args.rows, "seconds": results, "map_ratio": map_ratio, "reduce_ratio": reduce_ratio,
+             "reduce_to_sum": sum_ratio}, indent=2))
     spark.stop()
 
 

