@@ -31,8 +31,8 @@ import json
 import os
 import resource
 import statistics
+import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -130,15 +130,21 @@ def peer_contender(key: str, folder: str, model: str, repeats: int) -> tuple[flo
         return None
     command = [str(PEERS_PYTHON), str(script), "--images", folder, "--model", model,
                "--repeats", str(repeats)]
+    # Its own process group, so that a run that hangs is stopped with every process it started
+    # (Ray's raylet and workers, Daft's UDF processes).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+        stdout, stderr = process.communicate(timeout=3600)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         print(f"({label} did not finish within an hour: skipped)", flush=True)
         return None
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        print(f"({label} failed with exit code {done.returncode}: skipped)\n{tail}", flush=True)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        print(f"({label} failed with exit code {process.returncode}: skipped)\n{tail}", flush=True)
         return None
     result = json.loads(lines[-1])
     print(f"({label} {result['version']}: {result['config']})", flush=True)

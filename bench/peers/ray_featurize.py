@@ -3,9 +3,9 @@
     bench/.venv-peers/bin/python bench/peers/ray_featurize.py [--repeats 3]
 
 ``ray.init(num_cpus=2)`` on this machine, ``ray.data.read_binary_files`` reads the files, and
-``map_batches`` with an actor class (2 actors asking for 0.75 CPU each, the reads for 0.25, ONNX Runtime with 1 intra-op thread,
-batches of 32) decodes them with Pillow's JPEG draft mode (the same work as deepframes) and runs
-the model. Prints one JSON line: median seconds over --repeats after one warm-up run, and the row
+``map_batches`` with an actor class (2 actors asking for 0.75 CPU each, the reads for 0.25; ONNX
+Runtime with 1 intra-op thread per actor, batches of 32) decodes them with Pillow's JPEG draft mode
+(the same work as deepframes) and runs the model. Prints one JSON line: median seconds over --repeats after one warm-up run, and the row
 count. Ray is shut down at the end (no raylet is left behind).
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
             # would wait forever; reads asking for 0 CPU start a Python worker per block. So the
             # actors ask for 0.75 CPU and the reads for 0.25 (reading bytes is cheap I/O).
             dataset = ray.data.read_binary_files(
-                files, include_paths=True, ray_remote_args={"num_cpus": READ_CPUS},
+                files, include_paths=True, num_cpus=READ_CPUS,
                 override_num_blocks=len(files) // common.BATCH,
             ).map_batches(
                 SqueezeNet, fn_constructor_args=(args.model,), batch_size=common.BATCH,

@@ -15,7 +15,7 @@ from pyspark.sql.types import StructField, StructType
 
 from ..core.arrays import OutputSpec, block_to_arrow
 from ..core.sampling import sample
-from ..core.shapes import column_shape, with_shapes
+from ..core.shapes import with_shapes
 from .execution import (
     BlockPlan,
     finish_reduce,
@@ -26,24 +26,11 @@ from .execution import (
 )
 from .inputs import as_table, check_block_size, input_columns, make_plan
 
-# Rows per Arrow batch while a reduction streams a column to Python: about this many bytes.
-_TARGET_BATCH_BYTES = 8 * 1024 * 1024
-
-
 def _empty_error(plan: BlockPlan) -> ValueError:
     return ValueError(
         f"{plan.function.operation}: the DataFrame has no row without nulls in "
         f"{list(plan.columns)}, so there is nothing to reduce."
     )
-
-
-def _row_bytes(df: DataFrame, columns: Sequence[str]) -> int:
-    """A rough size of one row of ``columns`` in Arrow (8 bytes a value; unknown sizes as 256)."""
-    total = 0
-    for name in columns:
-        shape = column_shape(df.schema[name])
-        total += 8 * int(np.prod([size if size > 0 else 256 for size in shape[1:]]))
-    return max(total, 8)
 
 
 def _reduce(plan: BlockPlan, df: DataFrame | pd.DataFrame) -> dict[str, np.ndarray]:
@@ -52,9 +39,6 @@ def _reduce(plan: BlockPlan, df: DataFrame | pd.DataFrame) -> dict[str, np.ndarr
         local = reduce_rows_local if plan.by_row else reduce_blocks_local
         result = finish_reduce([p for p in [local(batches, plan)] if p is not None], plan)
     else:
-        if plan.block_size is None and not plan.by_row:  # fewer, larger calls of fn
-            rows = min(1_000_000, max(10_000, _TARGET_BATCH_BYTES // _row_bytes(df, plan.columns)))
-            plan = replace(plan, block_size=rows)
         job = df.select(*plan.columns).mapInArrow(
             functools.partial(reduce_record_batches, plan=plan), "partial binary"
         )
@@ -89,7 +73,8 @@ def reduce_blocks(
     columns : list of str, optional
         The columns to reduce (default: all).
     block_size : int, optional
-        Rows per block (default: about 8 MB of rows per block).
+        Rows per block (default: the Arrow batches as Spark sends them,
+        ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows).
 
     Returns
     -------
