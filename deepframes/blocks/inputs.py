@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 
 from ..core.shapes import recorded_shape
 from .execution import BlockPlan
-from .functions import BlockFunction, BlockFunctionError
+from .functions import BlockFunction
 
 
 def check_block_size(block_size: int | None) -> None:
