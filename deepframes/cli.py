@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .apps.errors import InputError
+from ._master import MasterUnreachableError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -218,6 +219,39 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _emit(args, result.as_dict(), text)
 
 
+def cmd_cluster(args: argparse.Namespace) -> None:
+    from . import standalone
+
+    try:
+        if args.action == "start":
+            info = standalone.start_cluster(args.workers, args.cores, args.memory, state_dir=args.state_dir)
+        elif args.action == "stop":
+            info = standalone.stop_cluster(args.state_dir)
+        else:
+            info = standalone.cluster_status(args.state_dir)
+    except ValueError as error:  # bad input or nothing to stop: one line, exit 2
+        raise InputError(str(error)) from None
+    except RuntimeError as error:
+        raise CommandError(str(error)) from None
+    if info is None:
+        _emit(args, {"running": False}, "No cluster is running (deepframes cluster start --workers 2).")
+        return
+    pids = ", ".join(f"{process.role} {process.pid}" for process in info.processes)
+    if args.action == "stop":
+        _emit(args, {"running": False, "stopped": info.as_dict()},
+              f"Stopped the cluster at {info.master_url} ({pids}) and removed {info.state_dir}.")
+        return
+    workers = standalone.alive_workers(info)
+    payload = {"running": True, **info.as_dict(), "alive_workers": workers}
+    _emit(args, payload, "\n".join([
+        f"Master:  {info.master_url}",
+        f"Web UI:  {info.web_ui}",
+        f"Workers: {workers} alive of {info.num_workers} ({info.cores} cores, {info.memory} each)",
+        f"Pids:    {pids} (state: {info.state_dir})",
+        f"Use it:  deepframes featurize ... --master {info.master_url}",
+    ]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepframes", description="Deep learning on Apache Spark DataFrames.")
     parser.add_argument("--version", action="version", version=f"deepframes {__version__}")
@@ -296,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--weights", help="the network's weights file")
     _common(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    cluster = commands.add_parser("cluster", help="start, inspect or stop a standalone Spark cluster on this machine")
+    actions = cluster.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    for action, text in (("start", "start a master and workers; print the master URL and web UI"),
+                         ("status", "the running cluster's URL, web UI and workers"),
+                         ("stop", "stop exactly the processes 'start' started; remove their folder")):
+        verb = actions.add_parser(action, help=text)
+        if action == "start":
+            verb.add_argument("--workers", type=int, default=2, help="workers to start (default: %(default)s)")
+            verb.add_argument("--cores", type=int, default=1, help="cores per worker (default: %(default)s)")
+            verb.add_argument("--memory", default="1g", help="memory per worker (default: %(default)s)")
+        verb.add_argument("--state-dir", help="folder recording the cluster (default: $DEEPFRAMES_CLUSTER_DIR "
+                                              "or ~/.cache/deepframes/cluster)")
+        verb.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        verb.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="log progress and print tracebacks")
+        verb.set_defaults(handler=cmd_cluster)
     return parser
 
 
@@ -321,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    except InputError as error:  # bad input: one line, exit 2, nothing written
+    except (InputError, MasterUnreachableError) as error:  # bad input: one line, exit 2, nothing written
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from ._java import require_java
+from ._master import check_master_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     JavaNotFoundError
         When no Java 17+ is found; the message names the Java found and how to install one.
     ValueError
-        When ``master`` differs from the master of the session this process already runs.
+        When ``master`` differs from the master of the session this process already runs, or a
+        ``spark://`` master does not answer within 5 s.
 
     Examples
     --------
@@ -84,6 +86,7 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     settings = {str(key): str(value) for key, value in conf.items()}
     active = running_session()
     if active is None:
+        check_master_reachable(settings.get("spark.master") or resolve_master(master))
         require_java()
         settings.setdefault("spark.driver.extraJavaOptions", _log4j_java_option())
         # Spark's 1g default is tight for images in local mode, where executors share this heap.
