@@ -204,3 +204,12 @@ def wait_until_gone(pid_folder, timeout=15.0):
     while live_processes(pid_folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     return live_processes(pid_folder)
+
+
+def raise_on_rank_with_shard(ctx, df, failing_rank):
+    """Every rank gets its shard (a shard.arrow in its folder); ``failing_rank`` raises, the others wait."""
+    ctx.shard(df).to_numpy()
+    if ctx.rank == failing_rank:
+        time.sleep(1.0)
+        raise ValueError(f"boom on rank {ctx.rank}")
+    time.sleep(600)
