@@ -245,8 +245,10 @@ def stop_cluster(state_dir: str | None = None, *, missing_ok: bool = False) -> C
             f"deepframes cluster start, or point ${STATE_ENV_VAR} at the folder of a running one."
         )
     owned = [process for process in info.processes if process.alive()]
-    # Executors (and their Python workers) are children of the workers: take them along.
+    # Executors (and their Python workers) are children of the workers: take them along, and
+    # those whose worker died already (they run in the workers' folder).
     family = owned + [child for process in owned for child in _descendants(process.pid)]
+    family += [orphan for orphan in _running_in(folder / "work") if orphan not in family]
     for process in reversed(family):  # workers before the master, so they do not reconnect
         _signal(process, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE_S
@@ -358,6 +360,28 @@ def _descendants(pid: int) -> list[ClusterProcess]:
             found.append(ClusterProcess("child", child, start))
         queue.extend(children.get(child, []))
     return found
+
+
+def _running_in(folder: Path) -> list[ClusterProcess]:
+    """Processes of this user whose working folder is inside ``folder``."""
+    found = []
+    root = str(folder.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        start = _start_time(int(entry.name))
+        if start is not None and (cwd == root or cwd.startswith(root + os.sep)):
+            found.append(ClusterProcess("executor", int(entry.name), start))
+    return found
+
+
+def processes_left(state_dir: str) -> list[int]:
+    """Pids of processes still running inside a cluster's folder (none after :func:`stop_cluster`)."""
+    return [process.pid for process in _running_in(Path(state_dir))]
 
 
 def _signal(process: ClusterProcess, signum: int) -> None:

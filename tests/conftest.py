@@ -116,7 +116,21 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory, spark_sessions)
 @pytest.fixture
 def standalone_spark(spark_sessions, standalone_cluster) -> SparkSession:
     """A session on the standalone cluster (two executors, one per worker)."""
-    return spark_sessions.get(standalone_cluster["master_url"], **STANDALONE_CONF)
+    spark = spark_sessions.get(standalone_cluster["master_url"], **STANDALONE_CONF)
+    wait_for_executors(spark, standalone_cluster["num_workers"])
+    return spark
+
+
+def wait_for_executors(spark: SparkSession, count: int, timeout: float = 90) -> None:
+    """Wait until ``count`` executors have registered (a standalone session starts before them)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    # The driver's block manager is listed too.
+    while spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1 < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{count} executors did not register within {timeout} s")
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

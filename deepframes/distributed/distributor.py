@@ -23,6 +23,9 @@ _MAX_RESULT_BYTES = 256 * 1024 * 1024
 # Ports are reserved by binding them and released just before the rank's framework binds them;
 # another process can take one in between, and then the whole run is resubmitted once.
 _PORT_RETRIES = 1
+# How long a retry waits for the slots of a lost executor to come back (a cluster manager
+# starts a replacement within seconds to a minute).
+_REPLACEMENT_WAIT_S = 90.0
 
 
 def port_taken(error: RankFailedError) -> bool:
@@ -199,9 +202,9 @@ class Distributor:
 
         def launch(config: RunConfig) -> dict[int, bytes]:
             if config.attempt:
-                # Tasks of the failed attempt may still be ending; Spark would otherwise retry
-                # the new barrier job's slot check every 15 s.
-                preflight.check_slots(spark, self.num_slots)
+                # Tasks of the failed attempt may still be ending, or a lost executor being
+                # replaced; Spark would otherwise retry the new barrier job's slot check every 15 s.
+                preflight.check_slots(spark, self.num_slots, patience=_REPLACEMENT_WAIT_S)
             return run_attempt(spark, frame, config, self.timeout)
 
         return launch

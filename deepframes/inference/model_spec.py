@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,11 +68,14 @@ class ModelSpec:
         return ModelSpec(self.source, self.framework, self.digest, self.options, os.path.basename(shipped))
 
     def _local_source(self) -> str | Callable:
-        if callable(self.source) or os.path.exists(self.source) or not self.shipped_name:
+        if callable(self.source) or not self.shipped_name:
             return self.source
         from pyspark import SparkFiles
 
-        return SparkFiles.get(self.shipped_name)
+        # The shipped copy is the file the digest was taken of; the driver's path may be absent
+        # on this machine, or hold something else.
+        shipped = SparkFiles.get(self.shipped_name)
+        return shipped if os.path.exists(shipped) else self.source
 
     def load(self) -> Engine:
         """The engine for this model, loaded at most once per Python worker."""
@@ -85,14 +89,31 @@ class ModelSpec:
 
 
 def _shipped_copy(path: str, digest: str) -> str:
-    """A link to the model named by its digest, so two models called model.onnx never collide."""
+    """A hard link (else a copy) of the model named by its digest, so two models called
+    model.onnx never collide, and executors fetching it later get these bytes even when the
+    user's file was moved or rewritten meanwhile."""
     import tempfile
 
     folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
-    if not os.path.exists(target):  # missing, or a link left dangling by a deleted file
+    if os.path.islink(target):  # left by an older version, which linked by name
+        os.unlink(target)
+    if not os.path.exists(target):
         temporary = f"{target}.{os.getpid()}"
-        os.symlink(os.path.abspath(path), temporary)
-        os.replace(temporary, target)
+        if os.path.isdir(path):
+            shutil.copytree(path, temporary, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(path, temporary)
+        try:
+            os.replace(temporary, target)
+        except OSError:  # another process put the same digest there first
+            shutil.rmtree(temporary, ignore_errors=True)
     return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(source, target)
