@@ -17,6 +17,7 @@ from ._master import check_master_reachable
 logger = logging.getLogger(__name__)
 
 MASTER_ENV_VAR = "DEEPFRAMES_MASTER"
+REMOTE_ENV_VAR = "DEEPFRAMES_REMOTE"
 DEFAULT_MASTER = "local[*]"
 
 # Applied only where the caller did not give the key.
@@ -50,7 +51,13 @@ def _log4j_java_option() -> str:
     return f"-Dlog4j.configurationFile=file:{config}"
 
 
-def session(master: str | None = None, app_name: str = "deepframes", **conf: Any) -> SparkSession:
+def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no SparkContext, no JVM on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def session(master: str | None = None, app_name: str = "deepframes", *, remote: str | None = None,
+            **conf: Any) -> SparkSession:
     """Return a SparkSession set up for deepframes, starting one when none is running.
 
     Parameters
@@ -60,6 +67,9 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
         ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then ``local[*]``.
     app_name : str
         The application name shown in the Spark UI.
+    remote : str, optional
+        A Spark Connect endpoint (``sc://host:15002``, or ``local[2]`` for a Connect server started
+        here) instead of a master; defaults to ``$DEEPFRAMES_REMOTE``. Needs ``pyspark[connect]``.
     **conf
         Spark settings, e.g. ``session(**{"spark.executor.memory": "2g"})``. They always win over
         deepframes' defaults (Arrow on, quiet WARN logging, Python workers on this interpreter).
@@ -84,6 +94,9 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     3
     """
     settings = {str(key): str(value) for key, value in conf.items()}
+    remote = remote or os.environ.get(REMOTE_ENV_VAR)
+    if remote:
+        return _connect_session(remote, app_name, settings)
     active = running_session()
     if active is None:
         check_master_reachable(settings.get("spark.master") or resolve_master(master))
@@ -112,6 +125,35 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     return spark
 
 
+def _connect_session(remote: str, app_name: str, settings: dict[str, str]) -> SparkSession:
+    check_master_reachable(remote)
+    if remote.startswith("local"):  # a Connect server started here runs this interpreter's workers
+        require_java()
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.remote(remote).appName(app_name)
+    # Connect has no Arrow fallback to turn off (it always uses Arrow).
+    defaults = {key: value for key, value in _DEFAULT_CONF.items() if "fallback" not in key}
+    for key, value in {**defaults, **settings}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    logger.debug("Spark %s Connect session on %s", spark.version, remote)
+    return spark
+
+
+# Connect session id -> its parallelism (asking costs a small job).
+_CONNECT_PARALLELISM: dict[str, int] = {}
+
+
 def default_parallelism(spark: SparkSession) -> int:
     """The number of tasks the cluster runs at once (at least 1)."""
-    return max(1, int(spark.sparkContext.defaultParallelism))
+    if not is_connect(spark):
+        return max(1, int(spark.sparkContext.defaultParallelism))
+    key = spark.session_id
+    if key not in _CONNECT_PARALLELISM:
+        from pyspark.sql import functions as F
+
+        # spark.range without a partition count splits into the cluster's default parallelism.
+        ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("partition"))
+        row = ids.agg(F.max("partition").alias("last")).first()
+        _CONNECT_PARALLELISM[key] = max(1, int(row.last) + 1)
+    return _CONNECT_PARALLELISM[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -60,11 +61,25 @@ class ModelSpec:
         """Send the model file to every executor (``SparkContext.addFile``) for real clusters."""
         if callable(self.source) or self.shipped_name:
             return self
+        from ..session import is_connect
+
         shipped = _shipped_copy(self.source, self.digest)
-        context = spark.sparkContext
-        if (context.applicationId, shipped) not in _SHIPPED:
-            context.addFile(shipped, recursive=os.path.isdir(shipped))
-            _SHIPPED.add((context.applicationId, shipped))
+        if is_connect(spark):  # no SparkContext: the file goes as a session artifact
+            key = (spark.session_id, shipped)
+            add = functools.partial(spark.addArtifacts, shipped, file=True)
+            if os.path.isdir(shipped):
+                raise ValueError(
+                    f"A model folder ({self.source}) cannot be sent through Spark Connect, which ships "
+                    "single files. Expected a one-file model (.onnx, .keras, .pt, .pt2). Export the "
+                    "model to one file, or use a classic session (deepframes.session(master=...))."
+                )
+        else:
+            context = spark.sparkContext
+            key = (context.applicationId, shipped)
+            add = functools.partial(context.addFile, shipped, recursive=os.path.isdir(shipped))
+        if key not in _SHIPPED:
+            add()
+            _SHIPPED.add(key)
         return ModelSpec(self.source, self.framework, self.digest, self.options, os.path.basename(shipped))
 
     def _local_source(self) -> str | Callable:
