@@ -64,6 +64,12 @@ def join(uri: str, *parts: str) -> str:
 
 def _hadoop(spark: Any, uri: str) -> tuple[Any, Any]:
     """The ``(FileSystem, Path)`` of ``uri``; ValueError naming the missing package if none."""
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        raise ValueError(
+            f"Model files cannot be copied to or from {uri} through a Spark Connect session, which has no "
+            "Hadoop FileSystem on the client. Expected a local or mounted path with Connect. Save to a "
+            "path on this machine (or a mount such as /dbfs or /Volumes), or use a classic session."
+        )
     context = getattr(spark, "sparkContext", spark)
     jvm = context._jvm
     path = jvm.org.apache.hadoop.fs.Path(str(uri))

@@ -42,7 +42,18 @@ def blocks(spark) -> dict:
     return {"doubled": sorted(row.y for row in doubled.collect()), "total": float(np.asarray(total["x"]))}
 
 
-CHECKS = {"featurize": featurize, "predict": predict, "sql": sql_function, "blocks": blocks}
+def distributor(spark) -> dict:
+    from deepframes.distributed import Distributor
+
+    try:
+        Distributor(2).run(abs, -1)
+    except ValueError as error:
+        refused = str(error)
+    local = Distributor(2, local_mode=True).run(abs, -1)
+    return {"refused": refused, "local_mode": local}
+
+
+CHECKS = {"distributor": distributor, "featurize": featurize, "predict": predict, "sql": sql_function, "blocks": blocks}
 
 
 def main(out: str) -> None:

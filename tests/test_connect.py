@@ -53,6 +53,12 @@ def test_blocks_over_connect(connect_results):
     assert _value(connect_results, "blocks") == {"doubled": [2.0 * i for i in range(10)], "total": 45.0}
 
 
+def test_distributor_over_connect_says_it_needs_a_classic_session(connect_results):
+    result = _value(connect_results, "distributor")
+    assert "need a classic SparkSession" in result["refused"] and "local_mode=True" in result["refused"]
+    assert result["local_mode"] == 1
+
+
 def test_an_endpoint_that_does_not_answer_is_one_error_in_seconds():
     import time
 

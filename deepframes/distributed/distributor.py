@@ -225,13 +225,18 @@ class Distributor:
         return lambda config: run_local_attempt(config, shards, gpus, self.timeout)
 
     def _session(self, df: Any) -> Any:
-        from ..session import running_session, session
+        from ..session import is_connect, running_session, session
 
-        if df is not None:
-            return df.sparkSession
-        if self.local_mode:
-            return running_session()
-        return running_session() or session()
+        spark = df.sparkSession if df is not None else running_session()
+        if spark is not None and is_connect(spark) and not self.local_mode:
+            raise ValueError(
+                "Distributor runs its ranks as barrier tasks, which need a classic SparkSession; received "
+                "a Spark Connect session. Run the training from a classic session "
+                "(deepframes.session(master=...) or spark-submit), or with local_mode=True on this machine."
+            )
+        if df is not None or self.local_mode:
+            return spark
+        return spark or session()
 
     def _validate(self, fn: Callable[..., Any]) -> None:
         if (
