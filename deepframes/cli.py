@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from . import __version__
 from .apps.errors import InputError
 from ._master import MasterUnreachableError
+from .shipping import ShipEnvError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -34,6 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: $DEEPFRAMES_MASTER or local[*])")
+    parser.add_argument("--ship-env", action="store_true",
+                        help="pack this Python environment and run the executors' Python from it (cluster masters)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     # SUPPRESS: absent here, the value given before the command (deepframes -v COMMAND) stands
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -81,7 +84,7 @@ def cmd_images(args: argparse.Namespace) -> None:
     from .session import session
 
     started = time.perf_counter()
-    spark = session(args.master, **_QUIET)
+    spark = session(args.master, ship_env=args.ship_env, **_QUIET)
     df = read_images(
         args.paths,
         label=args.label,
@@ -118,7 +121,7 @@ def cmd_featurize(args: argparse.Namespace) -> None:
 
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
                               label=None if args.label == "none" else args.label,
-                              spark=session(args.master, **_SHOW_PROGRESS))
+                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
             f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
@@ -134,7 +137,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
-                       spark=session(args.master, **_QUIET), progress=_progress)
+                       spark=session(args.master, ship_env=args.ship_env, **_QUIET), progress=_progress)
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
             for row in result.best[:10]]
     text = "\n".join([
@@ -152,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
-                              spark=session(args.master, **_SHOW_PROGRESS))
+                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
@@ -163,7 +166,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .session import session
 
-    predictor = BreedPredictor(args.model_dir, session(args.master, **_SHOW_PROGRESS))
+    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
@@ -183,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
-    pipeline = LocalPipeline(args.model_dir, session(args.master, **_QUIET))
+    pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
     model_dir = str(Path(args.model_dir).resolve())
     app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
     url = f"http://{args.host}:{args.port}/"
@@ -198,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .apps.demo import run_demo
     from .session import session
 
-    session(args.master, **_QUIET)
+    session(args.master, ship_env=args.ship_env, **_QUIET)
     result = run_demo(args.out, images=args.images, label=args.label, model=args.model, weights=args.weights,
                       master=args.master, progress=_progress)
     files = result.files
@@ -373,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    except (InputError, MasterUnreachableError) as error:  # bad input: one line, exit 2, nothing written
+    except (InputError, MasterUnreachableError, ShipEnvError) as error:  # bad input: one line, exit 2, nothing written
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

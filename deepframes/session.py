@@ -57,7 +57,7 @@ def is_connect(spark: Any) -> bool:
 
 
 def session(master: str | None = None, app_name: str = "deepframes", *, remote: str | None = None,
-            **conf: Any) -> SparkSession:
+            ship_env: bool | str = False, **conf: Any) -> SparkSession:
     """Return a SparkSession set up for deepframes, starting one when none is running.
 
     Parameters
@@ -70,6 +70,10 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     remote : str, optional
         A Spark Connect endpoint (``sc://host:15002``, or ``local[2]`` for a Connect server started
         here) instead of a master; defaults to ``$DEEPFRAMES_REMOTE``. Needs ``pyspark[connect]``.
+    ship_env : bool or str
+        Pack the running virtual environment (or the one at this path) once, with venv-pack or
+        conda-pack, and have every executor unpack it and run its Python workers from it
+        (``spark.archives``), for executors on machines without our packages. Cluster masters only.
     **conf
         Spark settings, e.g. ``session(**{"spark.executor.memory": "2g"})``. They always win over
         deepframes' defaults (Arrow on, quiet WARN logging, Python workers on this interpreter).
@@ -98,6 +102,10 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     if remote:
         return _connect_session(remote, app_name, settings)
     active = running_session()
+    python = sys.executable
+    if ship_env:
+        python = _ship_environment(settings.get("spark.master") or resolve_master(master), ship_env, settings,
+                                   active)
     if active is None:
         check_master_reachable(settings.get("spark.master") or resolve_master(master))
         require_java()
@@ -118,11 +126,42 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
         builder = builder.master(resolve_master(master))
     for key, value in {**_DEFAULT_CONF, **settings}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    # PySpark reads the executors' Python from PYSPARK_PYTHON once, when the context starts.
+    previous = os.environ.get("PYSPARK_PYTHON")
+    if python != sys.executable:
+        os.environ["PYSPARK_PYTHON"] = python
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if previous is not None:
+            os.environ["PYSPARK_PYTHON"] = previous
+        elif python != sys.executable:
+            os.environ.pop("PYSPARK_PYTHON", None)
     if "spark.log.level" not in settings:
         spark.sparkContext.setLogLevel("WARN")
     logger.debug("Spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _ship_environment(master: str, ship_env: bool | str, settings: dict[str, str], active: Any) -> str:
+    """Add the settings that ship the packed environment; return the executors' Python."""
+    from .shipping import EXECUTOR_PYTHON, ShipEnvError, pack_environment, ship_settings
+
+    if master.startswith("local"):
+        raise ShipEnvError(
+            f"ship_env sends the environment to executors on other machines; master {master} runs them "
+            "here, in this environment already. Expected a cluster master (spark://, yarn, k8s://). "
+            "Drop ship_env for local masters."
+        )
+    if active is not None:
+        raise ShipEnvError(
+            f"ship_env takes effect when a session starts, and one on {active.sparkContext.master} is "
+            "running. Expected no running session. Call spark.stop() first, then deepframes.session(..., "
+            "ship_env=True)."
+        )
+    archive = pack_environment(None if ship_env is True else str(ship_env))
+    settings.update({key: value for key, value in ship_settings(archive).items() if key not in settings})
+    return EXECUTOR_PYTHON
 
 
 def _connect_session(remote: str, app_name: str, settings: dict[str, str]) -> SparkSession:
