@@ -64,7 +64,8 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     ----------
     master : str, optional
         Any Spark master URL (``local[2]``, ``local-cluster[2,1,1024]``, ``spark://host:7077``,
-        ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then ``local[*]``.
+        ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then spark-submit's
+        ``--master`` when spark-submit started this script, then ``local[*]``.
     app_name : str
         The application name shown in the Spark UI.
     remote : str, optional
@@ -122,7 +123,7 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     if "spark.pyspark.python" not in settings:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
-    if "spark.master" not in settings:
+    if "spark.master" not in settings and not _master_from_spark_submit(master):
         builder = builder.master(resolve_master(master))
     for key, value in {**_DEFAULT_CONF, **settings}.items():
         builder = builder.config(key, value)
@@ -141,6 +142,11 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
         spark.sparkContext.setLogLevel("WARN")
     logger.debug("Spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _master_from_spark_submit(master: str | None) -> bool:
+    """Whether spark-submit started this driver and its --master should stand (no master given)."""
+    return master is None and MASTER_ENV_VAR not in os.environ and "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def _ship_environment(master: str, ship_env: bool | str, settings: dict[str, str], active: Any) -> str:

@@ -190,14 +190,20 @@ def start_cluster(
     for sub in ("logs", "work", "local"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     master_port, ui_port = _free_port(host), _free_port(host)
-    master_url, web_ui = f"spark://{host}:{master_port}", f"http://{host}:{ui_port}"
     processes: list[ClusterProcess] = []
-    info = ClusterInfo(master_url, web_ui, num_workers, cores, memory, str(folder), processes)
+    info = ClusterInfo(f"spark://{host}:{master_port}", f"http://{host}:{ui_port}", num_workers, cores, memory,
+                       str(folder), processes)
     try:
         processes.append(_launch(folder, "master", _MASTER_CLASS,
                                  ["--host", host, "--port", str(master_port), "--webui-port", str(ui_port)]))
         _write_state(info)
-        _wait_for(lambda: _master_json(web_ui) is not None, timeout, "the master", folder)
+        # A port taken between our choice and the master's bind makes Spark try the next one:
+        # the addresses it really uses are the ones it logs.
+        _wait_for(lambda: _logged_addresses(folder) is not None, timeout, "the master", folder)
+        master_url, web_ui = _logged_addresses(folder)
+        info = ClusterInfo(master_url, web_ui, num_workers, cores, memory, str(folder), processes)
+        _write_state(info)
+        _wait_for(lambda: _master_json(web_ui) is not None, timeout, "the master's web UI", folder)
         for index in range(num_workers):
             processes.append(_launch(folder, f"worker-{index}", _WORKER_CLASS, [
                 "--host", host, "--port", "0", "--webui-port", "0", "--cores", str(cores),
@@ -307,6 +313,20 @@ def _log_tail(folder: Path, lines: int = 3) -> str:
         if text:
             tails.append(f"{log.name}: " + " | ".join(text[-lines:]))
     return "; ".join(tails) or "(no log output)"
+
+
+_MASTER_URL_LINE = re.compile(r"Starting Spark master at (spark://\S+)")
+_WEB_UI_LINE = re.compile(r"MasterWebUI.*started at (http://\S+)")
+
+
+def _logged_addresses(folder: Path) -> tuple[str, str] | None:
+    """The master URL and web UI address the master logged, once it logged both."""
+    try:
+        text = (folder / "logs" / "master.log").read_text(errors="replace")
+    except OSError:
+        return None
+    url, ui = _MASTER_URL_LINE.search(text), _WEB_UI_LINE.search(text)
+    return (url[1], ui[1].rstrip("/")) if url and ui else None
 
 
 def _master_json(web_ui: str) -> dict | None:

@@ -159,3 +159,32 @@ def test_parse_memory_and_capacity_errors():
     assert standalone.parse_memory("2g") == 2048
     with pytest.raises(ValueError, match="cores, but this machine has"):
         standalone.check_capacity((os.cpu_count() or 1) + 1, 1, "1g")
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_spark_submit_script_runs_on_the_submitted_master(standalone_cluster, spark_sessions, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    spark_sessions.stop()  # the submitted application takes the workers' cores
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import deepframes\n"
+        "spark = deepframes.session()\n"
+        f"df = deepframes.read_images({str(REPO_ROOT.parent / 'shared/data/pets/images/Bengal_1?.jpg')!r}, "
+        "size=(224, 224), spark=spark)\n"
+        f"features = deepframes.ImageFeaturizer(weights={SQUEEZENET!r}).transform(df)\n"
+        "print('RESULT', spark.sparkContext.master, features.count())\n"
+    )
+    bin_folder = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_folder}:{os.environ['PATH']}"}
+    env.pop("DEEPFRAMES_MASTER", None)
+    submitted = subprocess.run(
+        [str(bin_folder / "spark-submit"), "--master", standalone_cluster["master_url"],
+         "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
+         "--conf", f"spark.pyspark.python={sys.executable}", "--conf", f"spark.executorEnv.PYTHONPATH={REPO_ROOT}",
+         str(script)], capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert f"RESULT {standalone_cluster['master_url']} 10" in submitted.stdout, submitted.stderr[-2000:]
