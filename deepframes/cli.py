@@ -117,8 +117,10 @@ def _progress(line: str) -> None:
 
 def cmd_featurize(args: argparse.Namespace) -> None:
     from .apps.featurize import featurize_images
+    from .apps.outputs import check_output
     from .session import session
 
+    check_output(args.out)  # before Spark starts: a bad --out is one line, exit 2
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
                               label=None if args.label == "none" else args.label,
                               spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
@@ -133,7 +135,10 @@ def cmd_study(args: argparse.Namespace) -> None:
     from .apps.study import parse_splits, run_study
     from .session import session
 
+    from .apps.outputs import check_output
+
     splits = parse_splits(args.splits)  # before Spark starts: a bad value is one line, exit 2
+    check_output(args.out)
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
@@ -150,9 +155,11 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .apps.outputs import check_output
     from .apps.train import train_classifier
     from .session import session
 
+    check_output(args.out)
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
                               spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))

@@ -80,3 +80,14 @@ def test_read_images_reads_a_hadoop_uri(spark, pets_images, tmp_path):
     rows = df.collect()
     assert sorted(row.path.rsplit("/", 1)[-1] for row in rows) == ["Bengal_10.jpg", "Bengal_11.jpg"]
     assert all(row.path.startswith("viewfs://") and row.error is None for row in rows)
+
+
+@pytest.mark.parametrize("verb", [["featurize", "../shared/data/pets/images"], ["study", "features"],
+                                  ["train", "features"]])
+def test_cli_out_on_a_hadoop_uri_is_one_line_before_any_work(verb):
+    from tests.conftest import deepframes_command
+
+    result = deepframes_command(*verb, "--out", "s3a://bucket/out")
+    assert result.returncode == 2
+    assert "--out must be a local or mounted folder; received s3a://bucket/out" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
