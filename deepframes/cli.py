@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .apps.errors import InputError
+from ._master import MasterUnreachableError
+from .shipping import ShipEnvError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -33,6 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: $DEEPFRAMES_MASTER or local[*])")
+    parser.add_argument("--ship-env", action="store_true",
+                        help="pack this Python environment and run the executors' Python from it (cluster masters)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     # SUPPRESS: absent here, the value given before the command (deepframes -v COMMAND) stands
     parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -80,7 +84,7 @@ def cmd_images(args: argparse.Namespace) -> None:
     from .session import session
 
     started = time.perf_counter()
-    spark = session(args.master, **_QUIET)
+    spark = session(args.master, ship_env=args.ship_env, **_QUIET)
     df = read_images(
         args.paths,
         label=args.label,
@@ -113,11 +117,13 @@ def _progress(line: str) -> None:
 
 def cmd_featurize(args: argparse.Namespace) -> None:
     from .apps.featurize import featurize_images
+    from .apps.outputs import check_output
     from .session import session
 
+    check_output(args.out)  # before Spark starts: a bad --out is one line, exit 2
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
                               label=None if args.label == "none" else args.label,
-                              spark=session(args.master, **_SHOW_PROGRESS))
+                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
             f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
@@ -129,11 +135,14 @@ def cmd_study(args: argparse.Namespace) -> None:
     from .apps.study import parse_splits, run_study
     from .session import session
 
+    from .apps.outputs import check_output
+
     splits = parse_splits(args.splits)  # before Spark starts: a bad value is one line, exit 2
+    check_output(args.out)
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
-                       spark=session(args.master, **_QUIET), progress=_progress)
+                       spark=session(args.master, ship_env=args.ship_env, **_QUIET), progress=_progress)
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
             for row in result.best[:10]]
     text = "\n".join([
@@ -146,12 +155,14 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .apps.outputs import check_output
     from .apps.train import train_classifier
     from .session import session
 
+    check_output(args.out)
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
-                              spark=session(args.master, **_SHOW_PROGRESS))
+                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
@@ -162,7 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .session import session
 
-    predictor = BreedPredictor(args.model_dir, session(args.master, **_SHOW_PROGRESS))
+    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
@@ -182,7 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
-    pipeline = LocalPipeline(args.model_dir, session(args.master, **_QUIET))
+    pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
     model_dir = str(Path(args.model_dir).resolve())
     app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
     url = f"http://{args.host}:{args.port}/"
@@ -197,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .apps.demo import run_demo
     from .session import session
 
-    session(args.master, **_QUIET)
+    session(args.master, ship_env=args.ship_env, **_QUIET)
     result = run_demo(args.out, images=args.images, label=args.label, model=args.model, weights=args.weights,
                       master=args.master, progress=_progress)
     files = result.files
@@ -216,6 +227,39 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"Done in {result.seconds:.1f} s on {result.master}.",
     ])
     _emit(args, result.as_dict(), text)
+
+
+def cmd_cluster(args: argparse.Namespace) -> None:
+    from . import standalone
+
+    try:
+        if args.action == "start":
+            info = standalone.start_cluster(args.workers, args.cores, args.memory, state_dir=args.state_dir)
+        elif args.action == "stop":
+            info = standalone.stop_cluster(args.state_dir)
+        else:
+            info = standalone.cluster_status(args.state_dir)
+    except ValueError as error:  # bad input or nothing to stop: one line, exit 2
+        raise InputError(str(error)) from None
+    except RuntimeError as error:
+        raise CommandError(str(error)) from None
+    if info is None:
+        _emit(args, {"running": False}, "No cluster is running (deepframes cluster start --workers 2).")
+        return
+    pids = ", ".join(f"{process.role} {process.pid}" for process in info.processes)
+    if args.action == "stop":
+        _emit(args, {"running": False, "stopped": info.as_dict()},
+              f"Stopped the cluster at {info.master_url} ({pids}) and removed {info.state_dir}.")
+        return
+    workers = standalone.alive_workers(info)
+    payload = {"running": True, **info.as_dict(), "alive_workers": workers}
+    _emit(args, payload, "\n".join([
+        f"Master:  {info.master_url}",
+        f"Web UI:  {info.web_ui}",
+        f"Workers: {workers} alive of {info.num_workers} ({info.cores} cores, {info.memory} each)",
+        f"Pids:    {pids} (state: {info.state_dir})",
+        f"Use it:  deepframes featurize ... --master {info.master_url}",
+    ]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--weights", help="the network's weights file")
     _common(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    cluster = commands.add_parser("cluster", help="start, inspect or stop a standalone Spark cluster on this machine")
+    actions = cluster.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    for action, text in (("start", "start a master and workers; print the master URL and web UI"),
+                         ("status", "the running cluster's URL, web UI and workers"),
+                         ("stop", "stop exactly the processes 'start' started; remove their folder")):
+        verb = actions.add_parser(action, help=text)
+        if action == "start":
+            verb.add_argument("--workers", type=int, default=2, help="workers to start (default: %(default)s)")
+            verb.add_argument("--cores", type=int, default=1, help="cores per worker (default: %(default)s)")
+            verb.add_argument("--memory", default="1g", help="memory per worker (default: %(default)s)")
+        verb.add_argument("--state-dir", help="folder recording the cluster (default: $DEEPFRAMES_CLUSTER_DIR "
+                                              "or ~/.cache/deepframes/cluster)")
+        verb.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        verb.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="log progress and print tracebacks")
+        verb.set_defaults(handler=cmd_cluster)
     return parser
 
 
@@ -321,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    except InputError as error:  # bad input: one line, exit 2, nothing written
+    except (InputError, MasterUnreachableError, ShipEnvError) as error:  # bad input: one line, exit 2, nothing written
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -14,10 +14,12 @@ from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from ._java import require_java
+from ._master import check_master_reachable
 
 logger = logging.getLogger(__name__)
 
 MASTER_ENV_VAR = "DEEPFRAMES_MASTER"
+REMOTE_ENV_VAR = "DEEPFRAMES_REMOTE"
 DEFAULT_MASTER = "local[*]"
 
 # Applied only where the caller did not give the key.
@@ -97,16 +99,30 @@ def check_schedulable(master: str, settings: Mapping[str, str]) -> None:
             )
 
 
-def session(master: str | None = None, app_name: str = "deepframes", **conf: Any) -> SparkSession:
+def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no SparkContext, no JVM on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def session(master: str | None = None, app_name: str = "deepframes", *, remote: str | None = None,
+            ship_env: bool | str = False, **conf: Any) -> SparkSession:
     """Return a SparkSession set up for deepframes, starting one when none is running.
 
     Parameters
     ----------
     master : str, optional
         Any Spark master URL (``local[2]``, ``local-cluster[2,1,1024]``, ``spark://host:7077``,
-        ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then ``local[*]``.
+        ``yarn``, ``k8s://...``). Defaults to ``$DEEPFRAMES_MASTER``, then spark-submit's
+        ``--master`` when spark-submit started this script, then ``local[*]``.
     app_name : str
         The application name shown in the Spark UI.
+    remote : str, optional
+        A Spark Connect endpoint (``sc://host:15002``, or ``local[2]`` for a Connect server started
+        here) instead of a master; defaults to ``$DEEPFRAMES_REMOTE``. Needs ``pyspark[connect]``.
+    ship_env : bool or str
+        Pack the running virtual environment (or the one at this path) once, with venv-pack or
+        conda-pack, and have every executor unpack it and run its Python workers from it
+        (``spark.archives``), for executors on machines without our packages. Cluster masters only.
     **conf
         Spark settings, e.g. ``session(**{"spark.executor.memory": "2g"})``. They always win over
         deepframes' defaults (Arrow on, quiet WARN logging, Python workers on this interpreter).
@@ -120,8 +136,9 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     JavaNotFoundError
         When no Java 17+ is found; the message names the Java found and how to install one.
     ValueError
-        When ``master`` differs from the master of the session this process already runs, or when
-        no job could be scheduled (a task GPU amount on a local master), naming the setting.
+        When ``master`` differs from the master of the session this process already runs, when a
+        ``spark://`` master does not answer within 5 s, or when no job could be scheduled (a task
+        GPU amount on a local master), naming the setting.
 
     Notes
     -----
@@ -137,8 +154,16 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     3
     """
     settings = {str(key): str(value) for key, value in conf.items()}
+    remote = remote or os.environ.get(REMOTE_ENV_VAR)
+    if remote:
+        return _connect_session(remote, app_name, settings)
     active = running_session()
+    python = sys.executable
+    if ship_env:
+        python = _ship_environment(settings.get("spark.master") or resolve_master(master), ship_env, settings,
+                                   active)
     if active is None:
+        check_master_reachable(settings.get("spark.master") or resolve_master(master))
         require_java()
         settings.setdefault("spark.driver.extraJavaOptions", _log4j_java_option())
         # Spark's 1g default is tight for images in local mode, where executors share this heap.
@@ -153,10 +178,11 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     if "spark.pyspark.python" not in settings:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     options = {**_DEFAULT_CONF, **settings}
-    options.setdefault("spark.master", resolve_master(master))
+    if not _master_from_spark_submit(master):
+        options.setdefault("spark.master", resolve_master(master))
     options.setdefault("spark.app.name", app_name)
     if active is None:
-        check_schedulable(options["spark.master"], options)
+        check_schedulable(options.get("spark.master", ""), options)
         _forget_launch_settings(keep=options)
         from pyspark import SparkContext
 
@@ -165,7 +191,17 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     builder = SparkSession.builder
     for key, value in options.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    # PySpark reads the executors' Python from PYSPARK_PYTHON once, when the context starts.
+    previous = os.environ.get("PYSPARK_PYTHON")
+    if python != sys.executable:
+        os.environ["PYSPARK_PYTHON"] = python
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if previous is not None:
+            os.environ["PYSPARK_PYTHON"] = previous
+        elif python != sys.executable:
+            os.environ.pop("PYSPARK_PYTHON", None)
     try:
         context = spark.sparkContext
         check_schedulable(context.master, dict(context.getConf().getAll()))
@@ -179,6 +215,61 @@ def session(master: str | None = None, app_name: str = "deepframes", **conf: Any
     return spark
 
 
+def _master_from_spark_submit(master: str | None) -> bool:
+    """Whether spark-submit started this driver and its --master should stand (no master given)."""
+    return master is None and MASTER_ENV_VAR not in os.environ and "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _ship_environment(master: str, ship_env: bool | str, settings: dict[str, str], active: Any) -> str:
+    """Add the settings that ship the packed environment; return the executors' Python."""
+    from .shipping import EXECUTOR_PYTHON, ShipEnvError, pack_environment, ship_settings
+
+    if master.startswith("local"):
+        raise ShipEnvError(
+            f"ship_env sends the environment to executors on other machines; master {master} runs them "
+            "here, in this environment already. Expected a cluster master (spark://, yarn, k8s://). "
+            "Drop ship_env for local masters."
+        )
+    if active is not None:
+        raise ShipEnvError(
+            f"ship_env takes effect when a session starts, and one on {active.sparkContext.master} is "
+            "running. Expected no running session. Call spark.stop() first, then deepframes.session(..., "
+            "ship_env=True)."
+        )
+    archive = pack_environment(None if ship_env is True else str(ship_env))
+    settings.update({key: value for key, value in ship_settings(archive).items() if key not in settings})
+    return EXECUTOR_PYTHON
+
+
+def _connect_session(remote: str, app_name: str, settings: dict[str, str]) -> SparkSession:
+    check_master_reachable(remote)
+    if remote.startswith("local"):  # a Connect server started here runs this interpreter's workers
+        require_java()
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.remote(remote).appName(app_name)
+    # Connect has no Arrow fallback to turn off (it always uses Arrow).
+    defaults = {key: value for key, value in _DEFAULT_CONF.items() if "fallback" not in key}
+    for key, value in {**defaults, **settings}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    logger.debug("Spark %s Connect session on %s", spark.version, remote)
+    return spark
+
+
+# Connect session id -> its parallelism (asking costs a small job).
+_CONNECT_PARALLELISM: dict[str, int] = {}
+
+
 def default_parallelism(spark: SparkSession) -> int:
     """The number of tasks the cluster runs at once (at least 1)."""
-    return max(1, int(spark.sparkContext.defaultParallelism))
+    if not is_connect(spark):
+        return max(1, int(spark.sparkContext.defaultParallelism))
+    key = spark.session_id
+    if key not in _CONNECT_PARALLELISM:
+        from pyspark.sql import functions as F
+
+        # spark.range without a partition count splits into the cluster's default parallelism.
+        ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("partition"))
+        row = ids.agg(F.max("partition").alias("last")).first()
+        _CONNECT_PARALLELISM[key] = max(1, int(row.last) + 1)
+    return _CONNECT_PARALLELISM[key]

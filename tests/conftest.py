@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +71,66 @@ def spark(spark_sessions: SparkSessions) -> SparkSession:
 def cluster_spark(spark_sessions: SparkSessions) -> SparkSession:
     """local-cluster[2,1,1024]: two executor JVMs with their own Python workers."""
     return spark_sessions.get(CLUSTER_MASTER)
+
+
+def deepframes_command(*arguments: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the ``deepframes`` command of this checkout in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "deepframes.cli", *arguments], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO_ROOT, check=False)
+
+
+def start_standalone(state_dir: Path, workers: int = 2) -> dict:
+    """``deepframes cluster start`` with workers of 1 core and 1g; returns its JSON."""
+    started = deepframes_command("cluster", "start", "--workers", str(workers), "--cores", "1", "--memory", "1g",
+                                 "--state-dir", str(state_dir), "--json")
+    if started.returncode != 0:
+        deepframes_command("cluster", "stop", "--state-dir", str(state_dir))
+        pytest.fail(f"deepframes cluster start failed: {started.stderr.strip()}")
+    return json.loads(started.stdout.strip().splitlines()[-1])
+
+
+def stop_standalone(state_dir: Path) -> None:
+    stopped = deepframes_command("cluster", "stop", "--state-dir", str(state_dir))
+    assert stopped.returncode == 0, stopped.stderr
+
+
+# One executor of 1 core and 1g per worker, as the workers offer.
+STANDALONE_CONF = {"spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.driver.memory": "2g"}
+
+
+@pytest.fixture(scope="session")
+def standalone_cluster(tmp_path_factory: pytest.TempPathFactory, spark_sessions):
+    """A standalone master and 2 workers (1 core, 1g each) started by ``deepframes cluster start``;
+    stopped (and checked gone) when the tests end, failed or not."""
+    state_dir = tmp_path_factory.mktemp("standalone")
+    info = start_standalone(state_dir)
+    try:
+        yield info
+    finally:
+        active = running_session()
+        if active is not None and active.sparkContext.master == info["master_url"]:
+            spark_sessions.stop()
+        stop_standalone(state_dir)
+
+
+@pytest.fixture
+def standalone_spark(spark_sessions, standalone_cluster) -> SparkSession:
+    """A session on the standalone cluster (two executors, one per worker)."""
+    spark = spark_sessions.get(standalone_cluster["master_url"], **STANDALONE_CONF)
+    wait_for_executors(spark, standalone_cluster["num_workers"])
+    return spark
+
+
+def wait_for_executors(spark: SparkSession, count: int, timeout: float = 90) -> None:
+    """Wait until ``count`` executors have registered (a standalone session starts before them)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    # The driver's block manager is listed too.
+    while spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1 < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{count} executors did not register within {timeout} s")
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..storage import is_local
 from .errors import InputError
 
 # A folder holding this file was written by deepframes and may be replaced by a new run.
@@ -20,7 +21,13 @@ def check_output(out: str | Path) -> Path:
     >>> check_output("/nonexistent/deepframes-out").name
     'deepframes-out'
     """
-    path = Path(out).resolve()
+    if not is_local(str(out)):
+        raise InputError(
+            f"--out must be a local or mounted folder; received {out}. The application writes its files "
+            "on this machine before moving them into place. Write to a mounted path (e.g. /dbfs/..., "
+            "/mnt/s3/...) or write locally and copy; stages and pipelines save to any Hadoop URI directly."
+        )
+    path = Path(str(out).removeprefix("file://").removeprefix("file:")).resolve()
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MARKER).exists())):
         raise InputError(
             f"Output {path} already exists and was not written by deepframes; expected a new or empty "

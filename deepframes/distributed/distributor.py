@@ -23,6 +23,9 @@ _MAX_RESULT_BYTES = 256 * 1024 * 1024
 # Ports are reserved by binding them and released just before the rank's framework binds them;
 # another process can take one in between, and then the whole run is resubmitted once.
 _PORT_RETRIES = 1
+# How long a retry waits for the slots of a lost executor to come back (a cluster manager
+# starts a replacement within seconds to a minute).
+_REPLACEMENT_WAIT_S = 90.0
 
 
 def port_taken(error: RankFailedError) -> bool:
@@ -211,9 +214,9 @@ class Distributor:
 
         def launch(config: RunConfig) -> dict[int, bytes]:
             if config.attempt:
-                # Tasks of the failed attempt may still be ending; Spark would otherwise retry
-                # the new barrier job's slot check every 15 s.
-                preflight.check_slots(spark, self.num_slots)
+                # Tasks of the failed attempt may still be ending, or a lost executor being
+                # replaced; Spark would otherwise retry the new barrier job's slot check every 15 s.
+                preflight.check_slots(spark, self.num_slots, patience=_REPLACEMENT_WAIT_S)
             return run_attempt(spark, frame, config, self.timeout)
 
         return launch
@@ -234,13 +237,18 @@ class Distributor:
         return lambda config: run_local_attempt(config, shards, gpus, self.timeout)
 
     def _session(self, df: Any) -> Any:
-        from ..session import running_session, session
+        from ..session import is_connect, running_session, session
 
-        if df is not None:
-            return df.sparkSession
-        if self.local_mode:
-            return running_session()
-        return running_session() or session()
+        spark = df.sparkSession if df is not None else running_session()
+        if spark is not None and is_connect(spark) and not self.local_mode:
+            raise ValueError(
+                "Distributor runs its ranks as barrier tasks, which need a classic SparkSession; received "
+                "a Spark Connect session. Run the training from a classic session "
+                "(deepframes.session(master=...) or spark-submit), or with local_mode=True on this machine."
+            )
+        if df is not None or self.local_mode:
+            return spark
+        return spark or session()
 
     def _validate(self, fn: Callable[..., Any]) -> None:
         if (

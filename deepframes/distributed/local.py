@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
 from typing import Any
 
+from .cleanup import FolderGuard
 from .errors import RankFailedError, RunMonitor
 from .gpus import visible_devices
 from .process import RankOutcome, RankProcess
@@ -70,6 +70,7 @@ def run_local_attempt(
     """Run one attempt as ``world_size`` local processes; returns ``{rank: pickled value}``."""
     monitor = RunMonitor()
     workdir = tempfile.mkdtemp(prefix=f"deepframes-{config.run_id}-{config.attempt}-")
+    guard = FolderGuard(workdir)
     processes: list[RankProcess] = []
     try:
         for rank, shard in enumerate(shards or [(None, 0)] * config.world_size):
@@ -86,7 +87,7 @@ def run_local_attempt(
     finally:
         for process in processes:
             process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        guard.close()
 
 
 def _start_ranks(

@@ -89,11 +89,12 @@ def check_gpus(spark: Any, resource: str, gpus_per_slot: int) -> None:
         )
 
 
-def available_slots(spark: Any, wanted: int = 1) -> tuple[int, str]:
+def available_slots(spark: Any, wanted: int = 1, patience: float | None = None) -> tuple[int, str]:
     """How many tasks can run at once now, and how that was found (for messages).
 
     On a cluster, while fewer than ``wanted`` slots are free, waits (at most 15 s) for executors
-    still registering and for running tasks to end.
+    still registering and for running tasks to end; with ``patience``, waits that long for
+    ``wanted`` slots (a lost executor being replaced) even when the cluster looks settled.
     """
     sc = spark.sparkContext
     master = sc.master
@@ -105,7 +106,7 @@ def available_slots(spark: Any, wanted: int = 1) -> tuple[int, str]:
     if master == "local":
         return 1 // task_cpus, master
     expected = _expected_executors(master, _conf(spark, "spark.executor.instances"))
-    slots = _cluster_slots(sc, expected, wanted)
+    slots = _cluster_slots(sc, expected, wanted, patience)
     return slots, f"{master}: free task slots on the executors registered now"
 
 
@@ -114,10 +115,10 @@ def _expected_executors(master: str, instances: str | None) -> int:
     return int(match.group(1)) if match else int(instances or 1)
 
 
-def _cluster_slots(sc: Any, expected_executors: int, wanted: int) -> int:
+def _cluster_slots(sc: Any, expected_executors: int, wanted: int, patience: float | None = None) -> int:
     # Executors register a moment after the session starts; wait (bounded) for the expected ones.
     jsc = sc._jsc.sc()
-    deadline = time.monotonic() + _EXECUTORS_WAIT_S
+    deadline = time.monotonic() + (patience or _EXECUTORS_WAIT_S)
     while True:
         executors = [
             info
@@ -129,15 +130,15 @@ def _cluster_slots(sc: Any, expected_executors: int, wanted: int) -> int:
         slots = max(0, int(jsc.maxNumConcurrentTasks(profile)) - busy)
         # The driver is listed among the executors too. Tasks of a cancelled run may still be
         # ending, so busy slots are worth a (bounded) wait; missing capacity is not.
-        settled = len(executors) - 1 >= expected_executors and busy == 0
+        settled = patience is None and len(executors) - 1 >= expected_executors and busy == 0
         if slots >= wanted or settled or time.monotonic() > deadline:
             return slots
         time.sleep(0.2)
 
 
-def check_slots(spark: Any, num_slots: int) -> None:
-    """Fail at once when fewer than ``num_slots`` tasks can run together."""
-    slots, where = available_slots(spark, num_slots)
+def check_slots(spark: Any, num_slots: int, patience: float | None = None) -> None:
+    """Fail when fewer than ``num_slots`` tasks can run together (at once, or after ``patience`` s)."""
+    slots, where = available_slots(spark, num_slots, patience)
     if slots < num_slots:
         raise ValueError(
             f"Asked for num_slots={num_slots}, but only {slots} task slots are available ({where}). "

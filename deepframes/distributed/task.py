@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .channel import ChannelAddress, ChannelClient
+from .cleanup import FolderGuard
 from .context import RankContext
 from .gpus import rank_gpus
 from .process import LineSink, RankOutcome, RankProcess, child_environment, make_spec
@@ -89,6 +89,7 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
     workdir = tempfile.mkdtemp(
         prefix=f"deepframes-{config.run_id}-{config.attempt}-rank{rank}-"
     )
+    guard = FolderGuard(workdir)  # removes it even when Spark kills this worker
     try:
         outcome = _run_rank(config, barrier, rank, batches, workdir, client)
         if not outcome.ok:
@@ -105,7 +106,7 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
     finally:
         if client is not None:
             client.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        guard.close()
 
 
 def _run_rank(

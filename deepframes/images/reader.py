@@ -20,6 +20,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
+from ..session import default_parallelism, is_connect
 from .convert import pixels_to_struct_fields
 from .decode import ImageDecodeError, decode_image, resample_filter
 from .labels import LabelRule, label_function
@@ -383,12 +384,13 @@ def read_images(
             f"{' in subfolders too' if recursive else ' (subfolders skipped)'}. Pass {hint}."
         )
     max_files = MAX_FILES_PER_PARTITION if decode else MAX_ENCODED_FILES_PER_PARTITION
-    target = num_partitions or plan_partitions(num_files, spark.sparkContext.defaultParallelism, max_files)
+    target = num_partitions or plan_partitions(num_files, default_parallelism(spark), max_files)
     files = files.select("path", "content")
     empty = _empty_local_files(listed)
     if empty:
         files = files.unionByName(spark.createDataFrame([(p, bytearray()) for p in empty], files.schema))
-    current = files.rdd.getNumPartitions()
+    # A Connect session cannot count partitions without running the scan: spread them all.
+    current = -1 if is_connect(spark) else files.rdd.getNumPartitions()
     if current > target:
         files = files.coalesce(target)
     elif current < target:

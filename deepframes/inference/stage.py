@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from collections.abc import Sequence
 
 from pyspark.ml import Transformer
@@ -18,6 +17,7 @@ from pyspark.ml.util import (
 )
 from pyspark.sql import DataFrame
 
+from .. import storage
 from ..core.udf import append_columns
 from .runner import InferencePlan, infer_compute
 
@@ -57,14 +57,17 @@ class ModelFileWriter(MLWriter):
         self.instance = instance
 
     def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc)
+        # File names go into the metadata, so loading never has to list a (remote) folder.
+        files = {}
         for name in self.instance.file_params:
             value = self.instance.getOrDefault(name) if self.instance.isDefined(name) else None
             if isinstance(value, str) and os.path.exists(value):
-                target = os.path.join(_local(path), "files", name, os.path.basename(value.rstrip("/")))
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                copy = shutil.copytree if os.path.isdir(value) else shutil.copyfile
-                copy(value, target)
+                files[name] = (value, os.path.basename(value.rstrip("/")))
+        storage.check_file_system(self.sparkSession, path)
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc,
+                                         extraMetadata={"files": {name: base for name, (_, base) in files.items()}})
+        for name, (value, base) in files.items():
+            storage.copy_to(self.sparkSession, value, storage.join(path, "files", name, base))
 
 
 class ModelFileReader(MLReader):
@@ -79,22 +82,19 @@ class ModelFileReader(MLReader):
         instance = self.cls()
         DefaultParamsReader.getAndSetParams(instance, metadata)
         instance._resetUid(metadata["uid"])
+        files = metadata.get("files")
         for name in self.cls.file_params:
-            folder = os.path.join(_local(path), "files", name)
-            if os.path.isdir(folder):
-                (saved,) = os.listdir(folder)
-                instance._set(**{name: os.path.join(folder, saved)})
+            saved = files.get(name) if files is not None else _listed(path, name)
+            if saved:
+                uri = storage.join(path, "files", name, saved)
+                instance._set(**{name: storage.local_copy(self.sparkSession, uri)})
         return instance
 
 
-def _local(path: str) -> str:
-    if path.startswith("file:"):
-        return path[len("file:"):]
-    if "://" in path:
-        raise ValueError(
-            f"deepframes stages save their model files to a local or mounted path; received {path!r}."
-        )
-    return path
+def _listed(path: str, name: str) -> str | None:
+    """The file saved for ``name`` by a version that did not record file names (local saves)."""
+    folder = os.path.join(storage.local_path(path), "files", name)
+    return os.listdir(folder)[0] if os.path.isdir(folder) and os.listdir(folder) else None
 
 
 class ModelFileStage(MLReadable, MLWritable):

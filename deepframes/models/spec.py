@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,19 +57,36 @@ class ModelSpec:
         """Send the model file to every executor (``SparkContext.addFile``) for real clusters."""
         if callable(self.source) or self.shipped_name:
             return self
+        from ..session import is_connect
+
         shipped = _shipped_copy(self.source, self.digest)
-        context = spark.sparkContext
-        if (context.applicationId, shipped) not in _SHIPPED:
-            context.addFile(shipped, recursive=os.path.isdir(shipped))
-            _SHIPPED.add((context.applicationId, shipped))
+        if is_connect(spark):  # no SparkContext: the file goes as a session artifact
+            key = (spark.session_id, shipped)
+            add = functools.partial(spark.addArtifacts, shipped, file=True)
+            if os.path.isdir(shipped):
+                raise ValueError(
+                    f"A model folder ({self.source}) cannot be sent through Spark Connect, which ships "
+                    "single files. Expected a one-file model (.onnx, .keras, .pt, .pt2). Export the "
+                    "model to one file, or use a classic session (deepframes.session(master=...))."
+                )
+        else:
+            context = spark.sparkContext
+            key = (context.applicationId, shipped)
+            add = functools.partial(context.addFile, shipped, recursive=os.path.isdir(shipped))
+        if key not in _SHIPPED:
+            add()
+            _SHIPPED.add(key)
         return ModelSpec(self.source, self.framework, self.digest, os.path.basename(shipped))
 
     def _local_source(self) -> str | Callable:
-        if callable(self.source) or os.path.exists(self.source) or not self.shipped_name:
+        if callable(self.source) or not self.shipped_name:
             return self.source
         from pyspark import SparkFiles
 
-        return SparkFiles.get(self.shipped_name)
+        # The shipped copy is the file the digest was taken of; the driver's path may be absent
+        # on this machine, or hold something else.
+        shipped = SparkFiles.get(self.shipped_name)
+        return shipped if os.path.exists(shipped) else self.source
 
     def load(self) -> Engine:
         """The engine for this model, loaded at most once per Python worker."""
@@ -78,7 +97,6 @@ class ModelSpec:
             while len(_ENGINES) > _MAX_ENGINES:
                 _ENGINES.popitem(last=False)
         return engine
-
 
     def signature(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
         """The model's inputs and outputs (names, shapes, dtypes), for planning on the driver.
@@ -120,14 +138,31 @@ def _onnx_signature(path: str) -> tuple[list[TensorInfo], list[TensorInfo]] | No
 
 
 def _shipped_copy(path: str, digest: str) -> str:
-    """A link to the model named by its digest, so two models called model.onnx never collide."""
+    """A hard link (else a copy) of the model named by its digest, so two models called
+    model.onnx never collide, and executors fetching it later get these bytes even when the
+    user's file was moved or rewritten meanwhile."""
     import tempfile
 
     folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
-    if not os.path.exists(target):  # missing, or a link left dangling by a deleted file
+    if os.path.islink(target):  # left by an older version, which linked by name
+        os.unlink(target)
+    if not os.path.exists(target):
         temporary = f"{target}.{os.getpid()}"
-        os.symlink(os.path.abspath(path), temporary)
-        os.replace(temporary, target)
+        if os.path.isdir(path):
+            shutil.copytree(path, temporary, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(path, temporary)
+        try:
+            os.replace(temporary, target)
+        except OSError:  # another process put the same digest there first
+            shutil.rmtree(temporary, ignore_errors=True)
     return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(source, target)

@@ -204,3 +204,33 @@ def wait_until_gone(pid_folder, timeout=15.0):
     while live_processes(pid_folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     return live_processes(pid_folder)
+
+
+def raise_on_rank_with_shard(ctx, df, failing_rank):
+    """Every rank gets its shard (a shard.arrow in its folder); ``failing_rank`` raises, the others wait."""
+    ctx.shard(df).to_numpy()
+    if ctx.rank == failing_rank:
+        time.sleep(1.0)
+        raise ValueError(f"boom on rank {ctx.rank}")
+    time.sleep(600)
+
+
+def checkpointed_steps(ctx, total_steps, marker_dir):
+    """Counts steps, checkpointing each (rank 0); on the first attempt both ranks stop half-way and
+    wait there (for the test to kill an executor). Resumes from the checkpoint on a retry."""
+    import json
+
+    path = os.path.join(ctx.checkpoint_dir, "state.json")
+    step = json.load(open(path))["step"] if os.path.exists(path) else 0
+    resumed_from = step
+    while step < total_steps:
+        step += 1
+        if ctx.rank == 0:
+            with open(path + ".tmp", "w") as sink:
+                json.dump({"step": step}, sink)
+            os.replace(path + ".tmp", path)
+        if ctx.attempt == 0 and step == total_steps // 2:
+            with open(os.path.join(marker_dir, f"rank-{ctx.rank}.pid"), "w") as sink:
+                sink.write(str(os.getpid()))
+            time.sleep(600)
+    return {"attempt": ctx.attempt, "resumed_from": resumed_from, "step": step}

@@ -1,0 +1,85 @@
+"""Benchmark: featurization throughput on a local standalone cluster with 1 worker, then 2 workers.
+
+Each cluster is started with ``deepframes cluster start`` (workers of 1 core, 1g), the 600 shared
+pet photos are featurized with SqueezeNet (``read_images(decode=False)`` + ``ImageFeaturizer``),
+once to warm up and then --repeats times (median), and the cluster is stopped. Prints a table and
+the scaling efficiency, throughput with 2 / (2 x throughput with 1); target >= 0.85. Needs a quiet
+machine with at least 2 cores.
+
+    .venv/bin/python bench/scaling.py [--images DIR] [--model FILE] [--repeats 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BATCH = 32
+
+
+def featurize_job(spark, folder: str, model: str):
+    import deepframes
+
+    # Partitions sized from the cluster's cores: every executor gets work from the first wave.
+    images = deepframes.read_images(folder, decode=False, spark=spark)
+    featurizer = deepframes.ImageFeaturizer(inputCol="content", model="squeezenet1.1", weights=model,
+                                            batchSize=BATCH)
+    return featurizer.transform(images).select("path", "features")
+
+
+def measure(num_workers: int, folder: str, model: str, repeats: int) -> dict:
+    import deepframes
+    from deepframes import standalone
+
+    state = tempfile.mkdtemp(prefix=f"deepframes-scaling-{num_workers}-")
+    info = standalone.start_cluster(num_workers, 1, "1g", state_dir=state)
+    try:
+        spark = deepframes.session(info.master_url, app_name=f"bench-scaling-{num_workers}", **{
+            "spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.driver.memory": "2g",
+            "spark.ui.showConsoleProgress": "false",
+            # Wait for every worker's executor before the first job (Spark's own setting).
+            "spark.cores.max": str(num_workers), "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        })
+        try:
+            count = featurize_job(spark, folder, model).count()  # warm-up: executors load the model
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                featurize_job(spark, folder, model).write.format("noop").mode("overwrite").save()
+                seconds.append(time.perf_counter() - started)
+            executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+        finally:
+            spark.stop()
+    finally:
+        standalone.stop_cluster(state, missing_ok=True)
+    median = statistics.median(seconds)
+    return {"workers": num_workers, "executors": executors, "images": count, "seconds": round(median, 2),
+            "images_per_s": round(count / median, 1), "runs": [round(s, 2) for s in seconds]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", default=str(SHARED / "data" / "pets" / "images"))
+    parser.add_argument("--model", default=str(SHARED / "models" / "squeezenet1.1.onnx"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    rows = [measure(workers, args.images, args.model, args.repeats) for workers in (1, 2)]
+    one, two = rows
+    efficiency = two["images_per_s"] / (2 * one["images_per_s"])
+    print(f"{'workers':>7}  {'executors':>9}  {'images':>6}  {'seconds':>7}  {'images/s':>8}")
+    for row in rows:
+        print(f"{row['workers']:>7}  {row['executors']:>9}  {row['images']:>6}  {row['seconds']:>7.2f}  "
+              f"{row['images_per_s']:>8.1f}")
+    print(f"scaling efficiency (2 workers / (2 x 1 worker)): {efficiency:.2f} (target >= 0.85)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "efficiency": round(efficiency, 3)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

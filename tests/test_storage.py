@@ -1,0 +1,93 @@
+"""Stages and PipelineModels save to and load from any Hadoop file system URI (here viewfs://,
+which Python's ``open`` cannot read), with their model files copied through Hadoop's API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import pytest
+from pyspark.ml import PipelineModel
+
+import deepframes
+from deepframes import storage
+from tests.conftest import SHARED
+
+SQUEEZENET = str(SHARED / "models" / "squeezenet1.1.onnx")
+
+
+def mount(spark, folder) -> str:
+    """A viewfs:// URI whose /store is ``folder``; a fresh mount-table name per call (Hadoop caches
+    file systems by authority)."""
+    name = f"df{uuid.uuid4().hex[:8]}"
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{name}.link./store", f"file://{folder}")
+    return f"viewfs://{name}/store"
+
+
+def _features(df) -> dict[str, np.ndarray]:
+    return {row.path: row.features.toArray() if hasattr(row.features, "toArray") else np.asarray(row.features)
+            for row in df.select("path", "features").collect()}
+
+
+def test_pipeline_saved_to_a_hadoop_uri_loads_and_predicts_the_same(spark, pets_images, tmp_path):
+    root = mount(spark, tmp_path)
+    images = deepframes.read_images(str(pets_images / "Bengal_1?.jpg"), size=(224, 224), spark=spark)
+    featurizer = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4)
+    pipeline = PipelineModel(stages=[featurizer])
+    expected = _features(pipeline.transform(images))
+    uri = f"{root}/model"
+    pipeline.write().overwrite().save(uri)
+    with pytest.raises(OSError):
+        open(uri, "rb")
+    assert storage.exists(spark, f"{uri}/stages")
+    stage_folder = next(p for p in (tmp_path / "model" / "stages").iterdir())
+    metadata = json.loads(next((stage_folder / "metadata").glob("part-*")).read_text())
+    assert metadata["files"] == {"weights": "squeezenet1.1.onnx"}
+    assert (stage_folder / "files" / "weights" / "squeezenet1.1.onnx").read_bytes() == open(SQUEEZENET, "rb").read()
+    loaded = PipelineModel.load(uri)
+    found = _features(loaded.transform(images))
+    assert sorted(found) == sorted(expected)
+    assert max(float(np.max(np.abs(found[p] - expected[p]))) for p in expected) <= 1e-5
+
+
+def test_a_stage_saved_to_a_hadoop_uri_round_trips(spark, tmp_path):
+    uri = f"{mount(spark, tmp_path)}/featurizer"
+    featurizer = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET)
+    featurizer.save(uri)
+    loaded = deepframes.ImageFeaturizer.load(uri)
+    assert loaded.uid == featurizer.uid
+    assert open(loaded.getOrDefault("weights"), "rb").read() == open(SQUEEZENET, "rb").read()
+
+
+@pytest.mark.parametrize("uri, package", [
+    ("s3a://bucket/models/featurizer", "org.apache.hadoop:hadoop-aws:"),
+    ("abfss://models@account.dfs.core.windows.net/featurizer", "org.apache.hadoop:hadoop-azure:"),
+])
+def test_a_scheme_without_file_system_names_the_package(spark, uri, package):
+    featurizer = deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET)
+    with pytest.raises(ValueError, match=f"No Hadoop file system is configured for .*{package}"):
+        featurizer.save(uri)
+
+
+def test_read_images_reads_a_hadoop_uri(spark, pets_images, tmp_path):
+    import shutil
+
+    for name in ("Bengal_10.jpg", "Bengal_11.jpg"):
+        shutil.copyfile(pets_images / name, tmp_path / name)
+    uri = mount(spark, tmp_path)
+    df = deepframes.read_images(uri, label="filename", spark=spark)
+    rows = df.collect()
+    assert sorted(row.path.rsplit("/", 1)[-1] for row in rows) == ["Bengal_10.jpg", "Bengal_11.jpg"]
+    assert all(row.path.startswith("viewfs://") and row.error is None for row in rows)
+
+
+@pytest.mark.parametrize("verb", [["featurize", "../shared/data/pets/images"], ["study", "features"],
+                                  ["train", "features"]])
+def test_cli_out_on_a_hadoop_uri_is_one_line_before_any_work(verb):
+    from tests.conftest import deepframes_command
+
+    result = deepframes_command(*verb, "--out", "s3a://bucket/out")
+    assert result.returncode == 2
+    assert "--out must be a local or mounted folder; received s3a://bucket/out" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
