@@ -1,4 +1,5 @@
-"""Shared fixtures: Spark sessions on local[2] and local-cluster[2,1,1024], and test images."""
+"""Shared fixtures: Spark sessions on local[2], local-cluster[2,1,1024] and a standalone cluster
+started with `deepframes cluster start`, and test images."""
 
 from __future__ import annotations
 

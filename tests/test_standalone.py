@@ -188,3 +188,33 @@ def test_spark_submit_script_runs_on_the_submitted_master(standalone_cluster, sp
          "--conf", f"spark.pyspark.python={sys.executable}", "--conf", f"spark.executorEnv.PYTHONPATH={REPO_ROOT}",
          str(script)], capture_output=True, text=True, timeout=600, env=env, check=False)
     assert f"RESULT {standalone_cluster['master_url']} 10" in submitted.stdout, submitted.stderr[-2000:]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_pipeline_saved_on_the_cluster_to_a_hadoop_uri_predicts_the_same_elsewhere(
+        standalone_spark, spark_sessions, pets_images, tmp_path):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import StringIndexer
+
+    from tests.test_storage import mount
+
+    def labelled(spark):
+        return deepframes.read_images(str(pets_images / "[AB][be]*_1?.jpg"), label="filename", size=(224, 224),
+                                      spark=spark).where("error is null")
+
+    def predictions(model, spark):
+        return {row.path: row.prediction for row in model.transform(labelled(spark)).select("path", "prediction").collect()}
+
+    pipeline = Pipeline(stages=[deepframes.ImageFeaturizer(weights=SQUEEZENET), StringIndexer(inputCol="label", outputCol="y"),
+                                LogisticRegression(labelCol="y", maxIter=20)])
+    model = pipeline.fit(labelled(standalone_spark))
+    expected = predictions(model, standalone_spark)
+    uri = f"{mount(standalone_spark, tmp_path)}/model"
+    model.write().overwrite().save(uri)
+    elsewhere = spark_sessions.get("local[2]")
+    from pyspark.ml import PipelineModel
+
+    loaded = PipelineModel.load(uri.replace(uri.split("/")[2], mount(elsewhere, tmp_path).split("/")[2]))
+    assert len(expected) == 20 and predictions(loaded, elsewhere) == expected
