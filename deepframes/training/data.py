@@ -36,6 +36,7 @@ class DataSummary:
     num_validation: int
     label_min: float
     label_max: float
+    cell_size: int | None = None  # numbers per feature cell (array features), when all agree
 
 
 def _vector_or_array(df, column: str):
@@ -83,15 +84,18 @@ def training_frame(df, features: str, label: str, validation_fraction: float, se
     return frame.withColumn(VALIDATION, flag)
 
 
-def summarize(frame) -> DataSummary:
-    """Row counts and label range in one Spark job (an aggregate, nothing collected)."""
+def summarize(frame, kind: str = "array") -> DataSummary:
+    """Row counts, label range and cell size in one Spark job (an aggregate, nothing collected)."""
     from pyspark.sql import functions as F
 
+    size = F.size(F.flatten(F.col(FEATURES))) if _nesting(frame) > 1 else F.size(F.col(FEATURES))
+    sizes = [F.min(size).alias("small"), F.max(size).alias("large")] if kind == "array" else []
     row = frame.agg(
         F.sum(F.when(~F.col(VALIDATION), 1).otherwise(0)).alias("train"),
         F.sum(F.when(F.col(VALIDATION), 1).otherwise(0)).alias("validation"),
         F.min(LABEL).alias("low"),
         F.max(LABEL).alias("high"),
+        *sizes,
     ).first()
     if not row["train"]:
         raise ValueError(
@@ -99,7 +103,17 @@ def summarize(frame) -> DataSummary:
             "features and the label set; received none after dropping nulls. Check featuresCol, "
             "labelCol and any filter applied before fit."
         )
-    return DataSummary(int(row["train"]), int(row["validation"] or 0), float(row["low"]), float(row["high"]))
+    cell_size = None
+    if kind == "array" and row["small"] == row["large"]:
+        cell_size = int(row["small"])
+    return DataSummary(int(row["train"]), int(row["validation"] or 0), float(row["low"]), float(row["high"]),
+                       cell_size)
+
+
+def _nesting(frame) -> int:
+    from ..blocks.shapes import element_type
+
+    return element_type(frame.schema[FEATURES].dataType)[1]
 
 
 def check_labels(summary: DataSummary, num_classes: int, stage: str) -> None:
@@ -112,8 +126,9 @@ def check_labels(summary: DataSummary, num_classes: int, stage: str) -> None:
         )
 
 
-def check_feature_shape(df, column: str, kind: str, input_shape: tuple[int, ...], stage: str) -> None:
-    """Fail before training when an array column's recorded cell shape cannot feed the model."""
+def check_feature_shape(df, column: str, kind: str, input_shape: tuple[int, ...], stage: str,
+                        cell_size: int | None = None) -> None:
+    """Fail before training when an array column's cells cannot feed the model."""
     if kind != "array":
         if len(input_shape) != 4 or 3 not in (input_shape[1], input_shape[-1]):
             raise ValueError(
@@ -122,11 +137,11 @@ def check_feature_shape(df, column: str, kind: str, input_shape: tuple[int, ...]
                 f"{format_shape(input_shape)}. Featurize the images first or change the model's input."
             )
         return
-    cell = column_cell_shape(df, column)
+    cell = column_cell_shape(df, column) or ((cell_size,) if cell_size is not None else None)
     expected = tuple(input_shape[1:])
-    if cell is None:
-        return  # unrecorded (a plain array column): checked on the first rows by the rank
-    if int(np.prod(cell)) != int(np.prod([size for size in expected if size > 0])) or -1 in expected and len(cell) != len(expected):
+    if cell is None or any(size < 0 for size in expected):
+        return  # cells of varying sizes, or a model taking any size: the rank checks its rows
+    if int(np.prod(cell)) != int(np.prod(expected)):
         raise ValueError(
             f"{stage}: featuresCol {column!r} has cells of shape {format_shape([-1, *cell])}; the "
             f"model's input is {format_shape(input_shape)}. Pick the matching column, reshape it "

@@ -119,7 +119,10 @@ class TrainingEstimator(Estimator, TrainingParams):
 
     def prepare(self, dataset: DataFrame) -> tuple[DataFrame, TrainConfig, DataSummary]:
         """Check everything that can be checked on the driver and build the ranks' config."""
+        from ..distributed import preflight
+
         self.check_params()
+        preflight.check_slots(dataset.sparkSession, self.getOrDefault(self.numSlots))
         stage = self._name()
         features = self.getFeaturesCol()
         frame = training_frame(dataset, features, self.getLabelCol(),
@@ -130,8 +133,8 @@ class TrainingEstimator(Estimator, TrainingParams):
         cell = column_cell_shape(dataset, features) if kind == "array" else None
         payload = self._model_payload()
         input_shape, num_classes = self._inspect(payload, cell)
-        check_feature_shape(dataset, features, kind, input_shape, stage)
-        data_summary = summarize(frame)
+        data_summary = summarize(frame, kind)
+        check_feature_shape(dataset, features, kind, input_shape, stage, data_summary.cell_size)
         check_labels(data_summary, num_classes, stage)
         learning_rate = self.getOrDefault(self.learningRate) if self.isDefined(self.learningRate) else None
         config = TrainConfig(
