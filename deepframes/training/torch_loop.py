@@ -133,11 +133,27 @@ class TorchTrainer:
         import torch
 
         self.module.eval()
-        predictor = torch.nn.Sequential(self.module.cpu(), torch.nn.Softmax(dim=1)).eval()
+        predictor = _predictor(self.module.cpu()).eval()
         example = torch.from_numpy(np.ascontiguousarray(self.data.x[:2]))
         buffer = io.BytesIO()
         torch.jit.save(torch.jit.trace(predictor, example), buffer)
         return buffer.getvalue()
+
+
+def _predictor(module: Any) -> Any:
+    """``module`` taking features of any float type (vectors arrive as float64) and returning
+    class probabilities."""
+    import torch
+
+    class Predictor(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.module(features.float()), dim=1)
+
+    return Predictor()
 
 
 def fit_torch(config: TrainConfig, data: RankData, on_epoch: EpochHook | None = None) -> dict:
