@@ -136,17 +136,25 @@ class TrainingEstimator(Estimator, TrainingParams):
         data_summary = summarize(frame, kind)
         check_feature_shape(dataset, features, kind, input_shape, stage, data_summary.cell_size)
         check_labels(data_summary, num_classes, stage)
+        config = self.build_config(FeatureSpec(kind, tuple(input_shape)))
+        return frame, config, data_summary
+
+    def build_config(self, feature: FeatureSpec) -> TrainConfig:
+        """The ranks' config from these Params (the model pickled, nothing checked against data)."""
+        payload = self._model_payload()
         learning_rate = self.getOrDefault(self.learningRate) if self.isDefined(self.learningRate) else None
-        config = TrainConfig(
-            model=payload[0], model_is_factory=payload[1],
-            feature=FeatureSpec(kind, tuple(input_shape)),
+        return TrainConfig(
+            model=payload[0], model_is_factory=payload[1], feature=feature,
             loss=self._loss_payload(), optimizer=self._optimizer_payload(), learning_rate=learning_rate,
             metrics=tuple(self.getOrDefault(self.metrics)), epochs=self.getOrDefault(self.epochs),
             batch_size=self.getOrDefault(self.batchSize), shuffle=self.getOrDefault(self.shuffle),
             seed=self.getOrDefault(self.seed), patience=self.getOrDefault(self.earlyStoppingPatience),
             world_size=self.getOrDefault(self.numSlots),
         )
-        return frame, config, data_summary
+
+    def _local_fit(self) -> Callable:
+        """``fit(config, data, on_epoch)`` training in this process (one slot)."""
+        raise NotImplementedError
 
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, dataset: DataFrame) -> ClassifierModel:

@@ -141,6 +141,11 @@ class KerasEstimator(TrainingEstimator):
         input_shape = tuple(-1 if size is None else int(size) for size in model.inputs[0].shape)
         return input_shape, int(model.outputs[0].shape[-1])
 
+    def _local_fit(self) -> Callable:
+        from .keras_loop import fit_keras
+
+        return fit_keras
+
     def _rank_function(self) -> Callable:
         from .keras_loop import train_keras_rank
 

@@ -131,6 +131,11 @@ class TorchEstimator(TrainingEstimator):
                 ) from None
         return (-1, *cell_shape), int(outputs.shape[-1])
 
+    def _local_fit(self) -> Callable:
+        from .torch_loop import fit_torch
+
+        return fit_torch
+
     def _rank_function(self) -> Callable:
         from .torch_loop import train_torch_rank
 

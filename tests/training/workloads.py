@@ -79,3 +79,7 @@ def equivalence_rank(ctx, framework: str, world_size: int):
     trainer = TorchTrainer(config, data)
     trainer.fit()
     return [p.detach().cpu().numpy() for p in trainer.module.parameters()]
+
+
+def broken_torch_mlp():
+    raise RuntimeError("this model factory is broken on purpose")
