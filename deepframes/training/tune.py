@@ -224,6 +224,7 @@ def tune(
     evaluator: Any = None,
     seed: int | None = None,
     mlflow: bool = False,
+    refit: bool = True,
 ) -> TuneResult:
     """Search ``space`` for the ``estimator`` Params that give the best ``metric``.
 
@@ -254,6 +255,8 @@ def tune(
     evaluator : pyspark.ml Evaluator, optional
     seed : int, optional
         Random and Optuna sampling; trials use the estimator's own ``seed``.
+    refit : bool
+        Refit the best parameters on all of ``df`` (``best_model``; None without refit).
     mlflow : bool
         Log every trial as an MLflow run (parameters, metric per epoch) and the best model.
 
@@ -323,8 +326,8 @@ def tune(
         )
     best_row = finished.loc[finished["metric"].idxmax() if mode == "max" else finished["metric"].idxmin()]
     best_params = {name: best_row[name] for name in space}
-    best_model = estimator.copy(_param_map(estimator, best_params)).fit(df)
-    if mlflow:
+    best_model = estimator.copy(_param_map(estimator, best_params)).fit(df) if refit else None
+    if mlflow and best_model is not None:
         _log_to_mlflow(results, space, metric, best_model)
     return TuneResult(results, best_params, best_model)
 
@@ -359,10 +362,10 @@ def _run_trials(spark, estimator, sample, study, base_config, data_path, board_f
             if evaluator is not None and outcome["status"] == "ok":
                 outcome["evaluated"] = _evaluate(spark, candidate, outcome, data_path, evaluator, metric)
         except Exception as error:  # noqa: BLE001 - a failing trial is recorded, the search goes on
-            message = str(error).strip().splitlines()
-            cancelled = deadline is not None and time.time() > deadline
-            outcome = {"status": "cancelled" if cancelled else "failed", "history": {},
-                       "error": _short_error(message)}
+            cancelled = deadline is not None and time.time() >= deadline
+            curve = read_curve(os.path.join(board_folder, f"{index}.json"))
+            outcome = {"status": "cancelled" if cancelled else "failed", "history": {metric: curve},
+                       "error": "time_budget ran out" if cancelled else _short_error(str(error).strip().splitlines())}
         outcome["seconds"] = time.perf_counter() - started
         return outcome
 
@@ -429,7 +432,9 @@ def _evaluate(spark, candidate, outcome, data_path, evaluator, metric) -> float:
 
 def _short_error(lines: Sequence[str]) -> str:
     """The exception line of an error (the last line naming an Error), not its Java stack."""
-    named = [line.strip() for line in lines if "Error" in line or "Exception" in line]
+    import re
+
+    named = [line.strip() for line in lines if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
     return (named[-1] if named else (lines[0] if lines else ""))[:500]
 
 
