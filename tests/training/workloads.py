@@ -83,3 +83,18 @@ def equivalence_rank(ctx, framework: str, world_size: int):
 
 def broken_torch_mlp():
     raise RuntimeError("this model factory is broken on purpose")
+
+
+def pets_cnn():
+    """A small CNN over 64x64 RGB photos (0-255), 3 breeds."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input((64, 64, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
