@@ -158,8 +158,8 @@ def _predictor(module: Any) -> Any:
 
 def fit_torch(config: TrainConfig, data: RankData, on_epoch: EpochHook | None = None) -> dict:
     """Train on ``data``; returns history, summary and, on rank 0, the TorchScript bytes."""
-    started = time.perf_counter()
     trainer = TorchTrainer(config, data)
+    started = time.perf_counter()  # the training loop's time, as for Keras
     history = trainer.fit(on_epoch)
     seconds = time.perf_counter() - started
     total_rows = int(trainer.allreduce(np.array([len(data.y)]))[0])
