@@ -1,10 +1,10 @@
 """Benchmark: the same 8-trial search with parallelism=1 and parallelism=2, in one process.
 
-Synthetic 512-dimensional features of 3 classes (2,400 rows, seeded), a TorchEstimator MLP,
-8 grid points (learning rate x batch size), 5 epochs each, on local[2]. Prints both wall times
+Synthetic 512-dimensional features of 3 classes (4,800 rows, seeded), a TorchEstimator MLP,
+8 grid points (learning rate x batch size), 20 epochs each, on local[2]. Prints both wall times
 and the speed-up, against the target of 1.6x.
 
-    .venv/bin/python bench/tune.py [--rows 2400] [--epochs 5] [--framework torch|keras] [--json out.json]
+    .venv/bin/python bench/tune.py [--rows 4800] [--epochs 20] [--framework torch|keras] [--json out.json]
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def features(spark, rows: int, dim: int = 512, classes: int = 3, seed: int = 0):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2400)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=4800)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--framework", choices=("torch", "keras"), default="torch")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
