@@ -18,7 +18,9 @@ def test_keras_cnn_on_pet_photos_beats_chance(spark, pets_images):
         .transform(photos).drop("label").withColumnRenamed("breed", "label")
     image = next(name for name in photos.columns if name not in ("path", "label"))
     train, test = photos.randomSplit([0.8, 0.2], seed=3)
-    fitted = deepframes.KerasEstimator(model=pets_cnn, featuresCol=image, epochs=8, batchSize=32,
-                                       learningRate=0.003).fit(train)
+    fitted = deepframes.KerasEstimator(model=pets_cnn, featuresCol=image, epochs=20, batchSize=32,
+                                       learningRate=0.002).fit(train)
     assert fitted.history_["loss"][-1] < fitted.history_["loss"][0]
-    assert accuracy(fitted, test) > 0.45  # chance is 1/3
+    # Chance is 1/3; measured 0.458 on the 118 held-out photos (seeded). 0.42 is 2 standard
+    # deviations of a guesser's score above chance.
+    assert accuracy(fitted, test) > 0.42
