@@ -21,6 +21,8 @@ bench: setup
 	$(BIN)/python bench/matmul.py
 	$(BIN)/python bench/distributor.py
 	$(BIN)/python bench/study.py
+	$(BIN)/python bench/tune.py
+	$(BIN)/python bench/estimator.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python
@@ -28,6 +30,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/ensure-venv.sh
 	@scripts/ensure-venv.sh $(VENV)
 	$(BIN)/python -m pip install --quiet --editable '.[$(EXTRAS)]'
+	@# tf_keras (Keras 2) for MirroredStrategyRunner's model.fit: --no-deps, since it declares
+	@# `tensorflow` and pip would add a second TensorFlow wheel beside tensorflow-cpu.
+	@version=$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('tensorflow-cpu'))" 2>/dev/null) \
+		&& $(BIN)/python -m pip install --quiet --no-deps "tf-keras==$${version%.*}.*" || true
 	@touch $(STAMP)
 
 clean:

@@ -33,16 +33,20 @@ _EXPORTS = {
     "ImagePredictor": ".inference",
     "ModelTransformer": ".inference",
     "register_udf": ".inference",
+    "KerasEstimator": ".training",
+    "TorchEstimator": ".training",
+    "tune": ".training",
 }
 
 # subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
-_SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "images", "inference", "models")
+_SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "images", "inference", "models",
+                "training")
 
 __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
     "ModelTransformer", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
-    "register_udf", "session",
+    "register_udf", "session", "KerasEstimator", "TorchEstimator", "tune",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -67,6 +71,9 @@ if TYPE_CHECKING:
     from .inference import ImagePredictor as ImagePredictor
     from .inference import ModelTransformer as ModelTransformer
     from .inference import register_udf as register_udf
+    from .training import KerasEstimator as KerasEstimator
+    from .training import TorchEstimator as TorchEstimator
+    from .training import tune as tune
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBPACKAGES)

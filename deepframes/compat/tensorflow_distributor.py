@@ -9,6 +9,27 @@ from typing import Any
 from ..distributed import Distributor
 
 
+KERAS3_FIT_ERROR = (
+    "model.fit failed under MultiWorkerMirroredStrategy because tf.keras is Keras 3 here, whose fit "
+    "cannot run under that strategy (keras-team/keras#20585: it tries to convert a PerReplica batch to "
+    "a tensor). Fix: install tf_keras beside TensorFlow without a second TensorFlow wheel "
+    "(pip install --no-deps 'tf-keras==<your TensorFlow version>'); the runner then gives the workers "
+    "TF_USE_LEGACY_KERAS=1 so that tf.keras is Keras 2. Or train with deepframes.KerasEstimator, "
+    "which runs Keras 3 data-parallel with its own step."
+)
+
+
+def prefer_legacy_keras() -> None:
+    """Make ``tf.keras`` the Keras 2 of ``tf_keras`` in this (fresh) worker when it is installed
+    and TensorFlow is not imported yet: Keras 2's ``fit`` runs under MultiWorkerMirroredStrategy."""
+    import importlib.util
+    import os
+    import sys
+
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("tf_keras") is not None:
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 class _RunnerDistributor(Distributor):
     """The Distributor as the runner uses it: with the original's setting to ignore TLS."""
 
@@ -21,13 +42,19 @@ def run_tensorflow_program(
 ) -> Any:
     """Call ``train_fn(**kwargs)`` on a rank, inside a MultiWorkerMirroredStrategy scope unless
     the function builds its own strategy."""
-    if use_custom_strategy:
-        return train_fn(**kwargs)
-    import tensorflow as tf
+    prefer_legacy_keras()
+    try:
+        if use_custom_strategy:
+            return train_fn(**kwargs)
+        import tensorflow as tf
 
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    with strategy.scope():
-        return train_fn(**kwargs)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with strategy.scope():
+            return train_fn(**kwargs)
+    except ValueError as error:
+        if "PerReplica" in str(error)[:2000]:
+            raise RuntimeError(KERAS3_FIT_ERROR) from None  # not the whole batch's values
+        raise
 
 
 class MirroredStrategyRunner:

@@ -1,0 +1,192 @@
+"""What the Keras and PyTorch estimators share: their Params, the checks made before any rank
+starts, the Distributor run, and ``fitMultiple`` for pyspark.ml's model selection."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pyspark.ml import Estimator
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed
+from pyspark.sql import DataFrame
+
+from .data import (
+    DataSummary,
+    FeatureSpec,
+    check_feature_shape,
+    check_labels,
+    feature_kind,
+    local_batch_size,
+    summarize,
+    training_frame,
+)
+from .loop import TrainConfig
+from .model import ClassifierModel
+
+
+def pickled(value: Any, what: str, stage: str) -> bytes:
+    """``value`` pickled with cloudpickle, or a one-line error saying how to make it picklable."""
+    from pyspark import cloudpickle
+
+    try:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:  # noqa: BLE001 - any pickling failure is the user's to fix
+        raise TypeError(
+            f"{stage}: the {what} must be picklable to reach the executors; received "
+            f"{getattr(value, '__name__', type(value).__name__)!r}, which cannot be pickled "
+            f"({type(error).__name__}: {error}). Define it at module level and create locks, sessions "
+            "and open files inside it."
+        ) from None
+
+
+class TrainingParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed):
+    """The Params of both estimators (pyspark.ml conventions: camelCase, type converters)."""
+
+    model = Param(Params._dummy(), "model", "the model: a function returning one, or a saved model file")
+    loss = Param(Params._dummy(), "loss", "loss: a name or (PyTorch) a callable")
+    optimizer = Param(Params._dummy(), "optimizer", "optimizer: a name, a Keras config dict, or (PyTorch) a factory")
+    learningRate = Param(Params._dummy(), "learningRate", "learning rate (None: the optimizer's default)",
+                         typeConverter=TypeConverters.toFloat)
+    metrics = Param(Params._dummy(), "metrics", "metrics per epoch, e.g. ['accuracy']",
+                    typeConverter=TypeConverters.toListString)
+    epochs = Param(Params._dummy(), "epochs", "passes over the training rows", typeConverter=TypeConverters.toInt)
+    batchSize = Param(Params._dummy(), "batchSize", "rows per step, over all slots together (global)",
+                      typeConverter=TypeConverters.toInt)
+    validationFraction = Param(Params._dummy(), "validationFraction", "share of rows held out for validation",
+                               typeConverter=TypeConverters.toFloat)
+    earlyStoppingPatience = Param(Params._dummy(), "earlyStoppingPatience",
+                                  "epochs without a better validation loss before stopping (0: never)",
+                                  typeConverter=TypeConverters.toInt)
+    shuffle = Param(Params._dummy(), "shuffle", "reshuffle the rows every epoch", typeConverter=TypeConverters.toBoolean)
+    numSlots = Param(Params._dummy(), "numSlots", "Spark tasks training data-parallel",
+                     typeConverter=TypeConverters.toInt)
+
+    _defaults = dict(featuresCol="features", labelCol="label", predictionCol="prediction",
+                     probabilityCol="probability", metrics=["accuracy"], epochs=10, batchSize=32,
+                     validationFraction=0.0, earlyStoppingPatience=0, shuffle=True, numSlots=1, seed=42)
+
+
+class TrainingEstimator(Estimator, TrainingParams):
+    """Base of ``KerasEstimator`` and ``TorchEstimator``; subclasses say how to read the model."""
+
+    framework = ""
+    model_class: type = ClassifierModel
+    model_file_name = "model"
+
+    # ---- framework hooks ------------------------------------------------------------------
+    def _model_payload(self) -> tuple[bytes, bool]:
+        """The model as (bytes, is_factory) for the ranks."""
+        raise NotImplementedError
+
+    def _inspect(self, payload: tuple[bytes, bool], cell_shape: tuple[int, ...] | None) -> tuple[tuple[int, ...], int]:
+        """The model's input shape (batch first) and number of classes, read on the driver."""
+        raise NotImplementedError
+
+    def _rank_function(self) -> Callable:
+        raise NotImplementedError
+
+    def _loss_payload(self) -> Any:
+        return self.getOrDefault(self.loss)
+
+    def _optimizer_payload(self) -> Any:
+        return self.getOrDefault(self.optimizer)
+
+    # ---- checks ---------------------------------------------------------------------------
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def check_params(self) -> None:
+        """Scalar Params in range; raised before any Spark job."""
+        stage = self._name()
+        rules = {
+            "epochs": (self.getOrDefault(self.epochs), lambda v: v >= 1, "an integer >= 1"),
+            "batchSize": (self.getOrDefault(self.batchSize), lambda v: v >= 1, "an integer >= 1"),
+            "numSlots": (self.getOrDefault(self.numSlots), lambda v: v >= 1, "an integer >= 1"),
+            "validationFraction": (self.getOrDefault(self.validationFraction), lambda v: 0 <= v < 1, "a float in [0, 1)"),
+            "earlyStoppingPatience": (self.getOrDefault(self.earlyStoppingPatience), lambda v: v >= 0, "an integer >= 0"),
+        }
+        for name, (value, valid, expected) in rules.items():
+            if not valid(value):
+                raise ValueError(
+                    f"The '{name}' parameter of {stage} must be {expected}. Got {value!r} instead; "
+                    f"set {name} to such a value."
+                )
+        if not self.isDefined(self.model):
+            raise ValueError(f"{stage} needs a model: {stage}(model=...). Received no model.")
+        local_batch_size(self.getOrDefault(self.batchSize), self.getOrDefault(self.numSlots), stage)
+
+    def prepare(self, dataset: DataFrame) -> tuple[DataFrame, TrainConfig, DataSummary]:
+        """Check everything that can be checked on the driver and build the ranks' config."""
+        from ..distributed import preflight
+
+        self.check_params()
+        preflight.check_slots(dataset.sparkSession, self.getOrDefault(self.numSlots))
+        stage = self._name()
+        features = self.getFeaturesCol()
+        frame = training_frame(dataset, features, self.getLabelCol(),
+                               self.getOrDefault(self.validationFraction), self.getOrDefault(self.seed))
+        kind = feature_kind(dataset, features)
+        from .data import column_cell_shape
+
+        cell = column_cell_shape(dataset, features) if kind == "array" else None
+        payload = self._model_payload()
+        input_shape, num_classes = self._inspect(payload, cell)
+        data_summary = summarize(frame, kind)
+        check_feature_shape(dataset, features, kind, input_shape, stage, data_summary.cell_size)
+        check_labels(data_summary, num_classes, stage)
+        config = self.build_config(FeatureSpec(kind, tuple(input_shape)))
+        return frame, config, data_summary
+
+    def build_config(self, feature: FeatureSpec) -> TrainConfig:
+        """The ranks' config from these Params (the model pickled, nothing checked against data)."""
+        payload = self._model_payload()
+        learning_rate = self.getOrDefault(self.learningRate) if self.isDefined(self.learningRate) else None
+        return TrainConfig(
+            model=payload[0], model_is_factory=payload[1], feature=feature,
+            loss=self._loss_payload(), optimizer=self._optimizer_payload(), learning_rate=learning_rate,
+            metrics=tuple(self.getOrDefault(self.metrics)), epochs=self.getOrDefault(self.epochs),
+            batch_size=self.getOrDefault(self.batchSize), shuffle=self.getOrDefault(self.shuffle),
+            seed=self.getOrDefault(self.seed), patience=self.getOrDefault(self.earlyStoppingPatience),
+            world_size=self.getOrDefault(self.numSlots),
+        )
+
+    def _local_fit(self) -> Callable:
+        """``fit(config, data, on_epoch)`` training in this process (one slot)."""
+        raise NotImplementedError
+
+    # ---- fitting --------------------------------------------------------------------------
+    def _fit(self, dataset: DataFrame) -> ClassifierModel:
+        from ..distributed import Distributor
+
+        frame, config, _ = self.prepare(dataset)
+        result = Distributor(config.world_size).run(self._rank_function(), frame, config)
+        return self.fitted_model(result)
+
+    def fitted_model(self, result: dict) -> ClassifierModel:
+        """The fitted stage around a rank's result (model bytes, history, summary)."""
+        import json
+
+        from .model import write_model_file
+
+        path = write_model_file(result["model"], self.model_file_name)
+        history = json.dumps({"history": result["history"], "summary": result["summary"]})
+        fitted = self.model_class(model=path, inputCols=[self.getFeaturesCol()], framework=self.framework,
+                                  predictionCol=self.getPredictionCol(), probabilityCol=self.getProbabilityCol(),
+                                  trainingHistory=history)
+        return fitted
+
+    def fitMultiple(self, dataset: DataFrame, paramMaps: Sequence[dict]) -> Any:
+        """Fit one model per param map; a thread-safe iterator of ``(index, model)``.
+
+        Every param map's Params are checked before the first fit, so a bad grid fails at once.
+        ``CrossValidator``/``TrainValidationSplit`` with ``parallelism=N`` draw from the iterator
+        on N threads, and each fit is its own Spark job, so N fits run at once.
+        """
+        for param_map in paramMaps:
+            self.copy(param_map).check_params()
+        return super().fitMultiple(dataset, paramMaps)
+
+
+__all__ = ["TrainingEstimator", "TrainingParams", "pickled"]

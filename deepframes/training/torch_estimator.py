@@ -1,0 +1,154 @@
+"""``TorchEstimator``: fit a PyTorch classifier on a DataFrame, on one slot or with DDP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark import keyword_only
+
+from .estimator import TrainingEstimator, pickled
+from .model import ClassifierModel
+
+
+class TorchModel(ClassifierModel):
+    """A fitted ``TorchEstimator``: a ``ModelTransformer`` over the trained TorchScript file
+    (the module followed by a softmax)."""
+
+
+class TorchEstimator(TrainingEstimator):
+    """Train a ``torch.nn.Module`` classifier on DataFrame columns; ``fit`` returns a
+    :class:`TorchModel`.
+
+    The rows are read on the executors. With ``numSlots=N`` the module trains with
+    ``DistributedDataParallel`` on N barrier tasks (gloo on CPU, nccl on GPU): each rank takes
+    ``batchSize / N`` rows per step and DDP averages the gradients, so the weights stay identical.
+
+    Parameters
+    ----------
+    model : callable
+        A function returning a new ``nn.Module`` that maps a batch of features to class logits.
+    loss : str or callable
+        ``"cross_entropy"`` (default), ``"nll_loss"``, or ``loss(outputs, labels)``.
+    optimizer : str or callable
+        ``"adam"``, ``"sgd"``, ``"adamw"``, ``"rmsprop"``, or ``factory(parameters)`` returning a
+        ``torch.optim.Optimizer``.
+    featuresCol, labelCol, predictionCol, probabilityCol, learningRate, metrics, epochs, batchSize,
+    validationFraction, earlyStoppingPatience, shuffle, numSlots, seed
+        As for :class:`~deepframes.training.keras_estimator.KerasEstimator`; the only metric is
+        ``accuracy``.
+
+    Examples
+    --------
+    >>> import deepframes
+    >>> from deepframes.training.examples import two_blobs, small_torch_mlp
+    >>> spark = deepframes.session("local[2]")
+    >>> df = two_blobs(spark, 200)
+    >>> fitted = deepframes.TorchEstimator(model=small_torch_mlp, epochs=3, batchSize=20,
+    ...                                    learningRate=0.05).fit(df)
+    >>> fitted.transform(df).where("prediction = label").count() > 180
+    True
+    """
+
+    framework = "torch"
+    model_class = TorchModel
+    model_file_name = "model.pt"
+
+    @keyword_only
+    def __init__(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
+                 probabilityCol="probability", loss="cross_entropy", optimizer="adam", learningRate=None,
+                 metrics=None, epochs=10, batchSize=32, validationFraction=0.0, earlyStoppingPatience=0,
+                 shuffle=True, numSlots=1, seed=42):
+        super().__init__()
+        self._setDefault(loss="cross_entropy", optimizer="adam", **self._defaults)
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
+                  probabilityCol="probability", loss="cross_entropy", optimizer="adam", learningRate=None,
+                  metrics=None, epochs=10, batchSize=32, validationFraction=0.0, earlyStoppingPatience=0,
+                  shuffle=True, numSlots=1, seed=42):
+        return self._set(**{name: value for name, value in self._input_kwargs.items() if value is not None})
+
+    def _model_payload(self) -> tuple[bytes, bool]:
+        model = self.getOrDefault(self.model)
+        if not callable(model) or _is_module(model):
+            raise TypeError(
+                "TorchEstimator: model must be a function returning a new torch.nn.Module (so each rank "
+                f"builds its own); received {type(model).__name__}. Pass model=build_module, e.g. "
+                "lambda: torch.nn.Linear(512, 3)."
+            )
+        return pickled(model, "model factory", "TorchEstimator"), True
+
+    def _loss_payload(self):
+        from .torch_loop import LOSSES
+
+        loss = self.getOrDefault(self.loss)
+        if callable(loss):
+            return pickled(loss, "loss", "TorchEstimator")
+        if loss not in LOSSES:
+            raise ValueError(
+                f"TorchEstimator: unknown loss {loss!r}. Expected one of {list(LOSSES)} or a callable "
+                "loss(outputs, labels); set loss= to one of those."
+            )
+        return loss
+
+    def _optimizer_payload(self):
+        from .torch_loop import OPTIMIZERS
+
+        optimizer = self.getOrDefault(self.optimizer)
+        if callable(optimizer):
+            return pickled(optimizer, "optimizer factory", "TorchEstimator")
+        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(
+                f"TorchEstimator: unknown optimizer {optimizer!r}. Expected one of {sorted(OPTIMIZERS)} or "
+                "a function parameters -> torch.optim.Optimizer; set optimizer= to one of those."
+            )
+        return optimizer
+
+    def _inspect(self, payload, cell_shape):
+        import torch
+
+        from .loop import TrainConfig
+        from .torch_loop import build_module
+
+        probe = TrainConfig(model=payload[0], model_is_factory=True, feature=None, loss=None, optimizer=None,
+                            learning_rate=None, metrics=(), epochs=1, batch_size=1, shuffle=False,
+                            seed=self.getOrDefault(self.seed), patience=0, world_size=1)
+        module = build_module(probe).eval()
+        if cell_shape is None:
+            first = next((layer for layer in module.modules() if hasattr(layer, "in_features")), None)
+            if first is None:
+                return (-1,), _num_outputs(module)
+            cell_shape = (int(first.in_features),)
+        with torch.no_grad():
+            try:
+                outputs = module(torch.zeros((2, *cell_shape)))
+            except RuntimeError as error:
+                raise ValueError(
+                    f"TorchEstimator: featuresCol {self.getFeaturesCol()!r} has cells of shape "
+                    f"{list(cell_shape)}, which the module does not accept ({str(error).splitlines()[0]}). "
+                    "Pick the matching column or change the module's first layer."
+                ) from None
+        return (-1, *cell_shape), int(outputs.shape[-1])
+
+    def _local_fit(self) -> Callable:
+        from .torch_loop import fit_torch
+
+        return fit_torch
+
+    def _rank_function(self) -> Callable:
+        from .torch_loop import train_torch_rank
+
+        return train_torch_rank
+
+
+def _is_module(value: object) -> bool:
+    return any(cls.__module__.startswith("torch.nn") for cls in type(value).__mro__)
+
+
+def _num_outputs(module) -> int:
+    last = [layer for layer in module.modules() if hasattr(layer, "out_features")]
+    return int(last[-1].out_features) if last else 1
+
+
+__all__ = ["TorchEstimator", "TorchModel"]
