@@ -19,7 +19,8 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+    # exp overflows past 709; beyond +-500 the sigmoid is 0 or 1 in float64 anyway.
+    return 1.0 / (1.0 + np.exp(-np.clip(values, -500.0, 500.0)))
 
 
 def _rows(features: np.ndarray) -> np.ndarray:
