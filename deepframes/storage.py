@@ -7,11 +7,11 @@ writes DataFrames with, so a URI that works for ``spark.read.parquet`` works her
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 from typing import Any
+
+from ._scratch import scratch_folder
 
 # Scheme -> the Maven package that provides its Hadoop file system.
 _PACKAGES = {
@@ -141,9 +141,8 @@ def copy_from(spark: Any, uri: str, target: str) -> str:
 
 def local_copy(spark: Any, uri: str) -> str:
     """A path on this machine holding ``uri``'s file: the path itself when local, else a download
-    into a cache folder named by the URI (refreshed on every call)."""
+    into a folder of this process's own, removed when it exits."""
     if is_local(uri):
         return local_path(uri)
-    key = hashlib.sha256(str(uri).encode()).hexdigest()[:16]
-    folder = os.path.join(tempfile.gettempdir(), "deepframes-downloads", key)
+    folder = scratch_folder()
     return copy_from(spark, uri, os.path.join(folder, str(uri).rstrip("/").rsplit("/", 1)[-1]))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 
 from pyspark import keyword_only
 
+from .._scratch import scratch_folder
 from .estimator import TrainingEstimator, pickled
 from .model import ClassifierModel
 
@@ -22,8 +22,7 @@ def _is_keras_model(value: object) -> bool:
 
 def _saved_model_path(model: object) -> str:
     """A Keras model object saved into a folder of the stage's own (Params hold plain values)."""
-    folder = tempfile.mkdtemp(prefix="deepframes-estimator-")
-    path = os.path.join(folder, "model.keras")
+    path = os.path.join(scratch_folder(), "model.keras")
     model.save(path)
     return path
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasPredictionCol, HasProbabilityCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from .._scratch import scratch_folder
 from ..inference.transformer import ModelTransformer
 
 
@@ -59,7 +59,7 @@ class ClassifierModel(ModelTransformer, HasPredictionCol, HasProbabilityCol):
 def write_model_file(content: bytes, name: str) -> str:
     """Write a trained model's bytes to a new folder the fitted stage points at (``save`` copies
     it into the stage's own folder)."""
-    folder = tempfile.mkdtemp(prefix="deepframes-trained-")
+    folder = scratch_folder()
     # A name of its own: SparkContext.addFile refuses a second, different file of the same name.
     stem, extension = os.path.splitext(name)
     path = os.path.join(folder, f"{stem}-{os.path.basename(folder).rsplit('-', 1)[-1]}{extension}")

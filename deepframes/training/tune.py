@@ -448,9 +448,9 @@ def _log_to_mlflow(results, space, metric, best_model) -> None:
             for step, value in enumerate(row[f"{metric}_per_epoch"]):
                 mlflow.log_metric(metric, value, step=step)
     with mlflow.start_run(run_name="best-model"):
-        folder = tempfile.mkdtemp(prefix="deepframes-best-")
-        best_model.write().overwrite().save(os.path.join(folder, "model"))
-        mlflow.log_artifacts(folder)
+        with tempfile.TemporaryDirectory(prefix="deepframes-best-") as folder:
+            best_model.write().overwrite().save(os.path.join(folder, "model"))
+            mlflow.log_artifacts(folder)
 
 
 __all__ = ["TuneResult", "median_rule", "tune"]
