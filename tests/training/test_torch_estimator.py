@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from deepframes import Distributor, TorchEstimator
+from deepframes import TorchEstimator
 from deepframes.training import TorchModel
 from tests.training.conftest import accuracy
-from tests.training.workloads import equivalence_rank, pets_torch_mlp
+from tests.training.workloads import (
+    equivalence_frame,
+    equivalence_params,
+    equivalence_torch_model,
+    fitted_weights,
+    pets_torch_mlp,
+)
 
 
 @pytest.mark.slow
@@ -28,9 +35,13 @@ def test_torch_estimator_pets_accuracy(pets_split, num_slots, tmp_path):
 
 @pytest.mark.slow
 def test_torch_two_slots_match_one_slot_after_20_steps(spark):
-    one = Distributor(1).run(equivalence_rank, "torch", 1)
-    two = Distributor(2).run(equivalence_rank, "torch", 2)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(one, two)) < 1e-4
+    frame = equivalence_frame(spark)
+    one = fitted_weights(TorchEstimator(**equivalence_params("torch", 1)).fit(frame))
+    two = fitted_weights(TorchEstimator(**equivalence_params("torch", 2)).fit(frame))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, two, strict=True)) < 1e-4
+    torch.manual_seed(3)
+    untrained = [value.detach().numpy() for value in equivalence_torch_model().state_dict().values()]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, untrained, strict=True)) > 1e-2  # it did train
 
 
 def test_torch_estimator_needs_a_factory_not_a_module(spark, pets_split):
