@@ -171,13 +171,15 @@ class TrainingEstimator(Estimator, TrainingParams):
         frame, config, data_summary = self.prepare(dataset)
         return self.fitted_model(self.run_ranks(frame, config, data_summary.num_train))
 
-    def run_ranks(self, frame: DataFrame, config: TrainConfig, num_train: int) -> dict:
+    def run_ranks(self, frame: DataFrame, config: TrainConfig, num_train: int, timeout: float | None = None) -> dict:
         """Train on ``config.world_size`` slots, slot r reading the r-th part of every global
-        batch of ``frame`` (an indexed training frame); rank 0's result."""
+        batch of ``frame`` (an indexed training frame); rank 0's result. Past ``timeout``
+        seconds the ranks are stopped and ``RankFailedError`` raised."""
         from ..distributed import Distributor
 
         sharded = with_ranks(frame, num_train, config.batch_size, config.world_size)
-        return Distributor(config.world_size, shard_by=RANK).run(self._rank_function(), sharded, config)
+        distributor = Distributor(config.world_size, shard_by=RANK, timeout=timeout)
+        return distributor.run(self._rank_function(), sharded, config)
 
     def fitted_model(self, result: dict) -> ClassifierModel:
         """The fitted stage around a rank's result (model bytes, history, summary)."""

@@ -350,8 +350,9 @@ def _run_trials(spark, estimator, sample, study, base_config, data_path, board_f
         candidate = estimator.copy(_param_map(estimator, params))
         try:
             config = candidate.build_config(base_config.feature)
-            if slots > 1:  # a Distributor run per trial (no pruning between epochs)
-                result = candidate.run_ranks(spark.read.parquet(data_path), config, num_train)
+            if slots > 1:  # a Distributor run per trial (no pruning between epochs), stopped at the deadline
+                remaining = None if deadline is None else max(1.0, deadline - time.time())
+                result = candidate.run_ranks(spark.read.parquet(data_path), config, num_train, timeout=remaining)
                 outcome = {"status": "ok", "error": None, **result}
             else:
                 board = Board(board_folder, index, metric if evaluator is None else "val_loss", mode, rule, deadline)
