@@ -35,7 +35,9 @@ _EXPORTS = {
     "register_udf": ".inference",
     "KerasEstimator": ".training",
     "TorchEstimator": ".training",
-    "tune": ".training",
+    # from the module itself: once deepframes.training.tune (the module) is imported, as
+    # unpickling a trial does, the package's attribute `tune` is that module, not the function
+    "tune": ".training.tune",
 }
 
 # subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
@@ -73,7 +75,7 @@ if TYPE_CHECKING:
     from .inference import register_udf as register_udf
     from .training import KerasEstimator as KerasEstimator
     from .training import TorchEstimator as TorchEstimator
-    from .training import tune as tune
+    from .training.tune import tune as tune
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBPACKAGES)

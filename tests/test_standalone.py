@@ -31,12 +31,17 @@ def featurize_pets(spark, pets_images, weights: str = SQUEEZENET):
     return features.where("error is null").select("path", "features")
 
 
-@pytest.fixture(scope="module")
-def local_features(spark_sessions, pets_images, tmp_path_factory) -> dict[str, np.ndarray]:
-    """The pets' features computed on local[2] (the reference)."""
+def reference_features(spark_sessions, pets_images, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The pets' features computed on local[2] (the reference), by path."""
     folder = fixtures.pets_features(spark_sessions, pets_images, tmp_path_factory)
     spark = spark_sessions.get("local[2]")
     return _vectors(spark.read.parquet(str(folder)).select("path", "features").collect())
+
+
+@pytest.fixture(scope="module")
+def local_features(spark_sessions, pets_images, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The pets' features computed on local[2] (the reference)."""
+    return reference_features(spark_sessions, pets_images, tmp_path_factory)
 
 
 def assert_same_features(found: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:

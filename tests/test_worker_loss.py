@@ -13,11 +13,27 @@ import pytest
 
 from deepframes import standalone
 from deepframes.distributed import Distributor
-from tests.conftest import STANDALONE_CONF, start_standalone, stop_standalone, wait_for_executors
+from tests.conftest import (
+    STANDALONE_CONF,
+    start_standalone,
+    stop_standalone,
+    wait_for_executors,
+)
 from tests.distributed import workloads
-from tests.test_standalone import _vectors, assert_same_features, featurize_pets, local_features  # noqa: F401
+from tests.test_standalone import (
+    _vectors,
+    assert_same_features,
+    featurize_pets,
+    reference_features,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def local_features(spark_sessions, pets_images, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The pets' features computed on local[2] (the reference)."""
+    return reference_features(spark_sessions, pets_images, tmp_path_factory)
 
 
 @pytest.fixture

@@ -85,6 +85,30 @@ def check_new_columns(df: DataFrame, names: Sequence[str], operation: str, fix: 
         )
 
 
+def rows_for_udt_columns(df: DataFrame) -> DataFrame:
+    """``df`` unchanged in content, but read as rows below an Arrow UDF when it has a column of a
+    user-defined type (an ML vector).
+
+    Spark 4.3's ``ArrowEvalPythonExec`` takes a columnar path whenever its child produces columnar
+    batches (a vectorized Parquet or ORC scan), and that path converts every column it passes
+    through with ``RowToColumnConverter``, which has no converter for user-defined types: a vector
+    column read straight from Parquet fails with ``UNSUPPORTED_DATATYPE`` even when the UDF does not
+    read it (a cached copy works: the cache is not columnar for such types). Each such column is
+    therefore projected through ``CASE WHEN spark_partition_id() >= 0``, always true and cheap; as a
+    non-deterministic projection, the optimizer keeps it as a row-based step below the UDF.
+    """
+    from pyspark.sql.types import UserDefinedType
+
+    udt_columns = {field.name for field in df.schema.fields if isinstance(field.dataType, UserDefinedType)}
+    if not udt_columns:
+        return df
+    return df.select(*[
+        F.when(F.spark_partition_id() >= 0, F.col(field.name)).alias(field.name, metadata=field.metadata)
+        if field.name in udt_columns else F.col(field.name)
+        for field in df.schema.fields
+    ])
+
+
 def append_columns(df: DataFrame, compute: Compute, inputs: Sequence[str], outputs: Sequence[OutputColumn],
                    *, operation: str, fix: str = "") -> DataFrame:
     """``df`` with ``outputs`` appended, computed by ``compute`` from the ``inputs`` columns.
@@ -92,6 +116,7 @@ def append_columns(df: DataFrame, compute: Compute, inputs: Sequence[str], outpu
     Only the input columns travel to Python; every other column passes through untouched.
     """
     check_new_columns(df, [column.name for column in outputs], operation, fix)
+    df = rows_for_udt_columns(df)
     call = column_udf(compute, inputs, outputs)(*[F.col(name) for name in inputs])
     if len(outputs) == 1:
         result = df.withColumn(outputs[0].name, call)

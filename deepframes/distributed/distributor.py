@@ -66,6 +66,10 @@ class Distributor:
         machine. On a real cluster pass shared storage (a mounted or object-store path).
     gpu_resource : str
         Spark's name for the GPU resource.
+    shard_by : str, optional
+        An integer column of the DataFrame given to ``run`` that names each row's rank
+        (0 to ``num_slots - 1``): rank r's shard holds exactly the rows whose value is r (the
+        column itself is left out). By default rows are dealt round-robin.
 
     Notes
     -----
@@ -109,6 +113,7 @@ class Distributor:
         return_ranks: str = "first",
         checkpoint_dir: str | None = None,
         gpu_resource: str = "gpu",
+        shard_by: str | None = None,
     ) -> None:
         self.num_slots = num_slots
         self.local_mode = local_mode
@@ -119,6 +124,7 @@ class Distributor:
         self.return_ranks = return_ranks
         self.checkpoint_dir = checkpoint_dir
         self.gpu_resource = gpu_resource
+        self.shard_by = shard_by
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` (or ``fn(ctx, *args, **kwargs)``) on every rank.
@@ -201,6 +207,7 @@ class Distributor:
     ) -> Callable[[RunConfig], dict[int, bytes]]:
         from . import preflight
         from .cluster import run_attempt
+        from .shard import partitioned_by_rank
 
         preflight.check_encryption(spark, self._runner_name, self._ignore_ssl_key)
         preflight.check_dynamic_allocation(spark)
@@ -208,7 +215,7 @@ class Distributor:
             preflight.check_gpus(spark, self.gpu_resource, self.gpus_per_slot)
         preflight.check_slots(spark, self.num_slots)
         if df is not None:
-            frame = df.repartition(self.num_slots)
+            frame = partitioned_by_rank(df, self.num_slots, self.shard_by)
         else:
             frame = spark.range(0, self.num_slots, 1, self.num_slots)
 
@@ -233,7 +240,7 @@ class Distributor:
         )
         shards = None
         if df is not None:
-            shards = write_local_shards(df, self.num_slots, scratch)
+            shards = write_local_shards(df, self.num_slots, scratch, self.shard_by)
         return lambda config: run_local_attempt(config, shards, gpus, self.timeout)
 
     def _session(self, df: Any) -> Any:

@@ -40,17 +40,19 @@ def local_gpus(spark: Any, resource: str, needed: int) -> list[str]:
     return addresses
 
 
-def write_local_shards(df: Any, world_size: int, folder: str) -> list[tuple[str, int]]:
-    """Each rank's rows in a local Arrow file: here the ranks run on the driver, so rows come to it."""
+def write_local_shards(df: Any, world_size: int, folder: str, shard_by: str | None = None) -> list[tuple[str, int]]:
+    """Each rank's rows in a local Arrow file: here the ranks run on the driver, so rows come to it.
+
+    Rows are dealt round-robin, or by the rank in column ``shard_by``."""
     from pyspark.sql.functions import spark_partition_id
 
-    table = (
-        df.repartition(world_size)
-        .withColumn(_RANK_COLUMN, spark_partition_id())
-        .toArrow()
-    )
-    ranks = table.column(_RANK_COLUMN).to_numpy()
-    table = table.drop_columns([_RANK_COLUMN])
+    if shard_by is None:
+        table = df.repartition(world_size).withColumn(_RANK_COLUMN, spark_partition_id()).toArrow()
+        rank_column = _RANK_COLUMN
+    else:
+        table, rank_column = df.toArrow(), shard_by
+    ranks = table.column(rank_column).to_numpy()
+    table = table.drop_columns([rank_column])
     shards = []
     for rank in range(world_size):
         path = os.path.join(folder, f"shard-{rank}.arrow")

@@ -157,6 +157,49 @@ def write_shard(batches: Iterable[Any], path: str) -> int:
     return num_rows
 
 
+def _spark_int_hash(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an int (Murmur3 x86 32-bit, ``Murmur3_x86_32.hashInt``), signed."""
+    mask = 0xFFFFFFFF
+
+    def rotate(x: int, bits: int) -> int:
+        return ((x << bits) | (x >> (32 - bits))) & mask
+
+    k1 = rotate((value & mask) * 0xCC9E2D51 & mask, 15) * 0x1B873593 & mask
+    h1 = (rotate(seed ^ k1, 13) * 5 + 0xE6546B64) & mask
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & mask
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & mask
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
+
+
+def partition_keys(num_partitions: int) -> list[int]:
+    """For each partition p, an int that ``repartition(num_partitions, key)`` sends to p
+    (Spark's hash partitioning: ``pmod(hash(key), num_partitions)``)."""
+    keys: dict[int, int] = {}
+    candidate = 0
+    while len(keys) < num_partitions:
+        keys.setdefault(_spark_int_hash(candidate) % num_partitions, candidate)
+        candidate += 1
+    return [keys[partition] for partition in range(num_partitions)]
+
+
+def partitioned_by_rank(df: Any, world_size: int, shard_by: str | None = None) -> Any:
+    """``df`` in ``world_size`` partitions, partition r being rank r's shard: rows dealt
+    round-robin, or, with ``shard_by``, exactly the rows whose ``shard_by`` value is r (that
+    column left out). Spark has no identity partitioner, so each rank is mapped to a key that
+    Spark's hash partitioning sends to that rank's partition."""
+    from pyspark.sql import functions as F
+
+    if shard_by is None:
+        return df.repartition(world_size)
+    keys = F.array(*[F.lit(key) for key in partition_keys(world_size)])
+    key = F.element_at(keys, F.col(shard_by).cast("int") + 1)
+    return df.repartition(world_size, key).drop(shard_by)
+
+
 def empty_shard_error(rank: int, world_size: int) -> ValueError:
     return ValueError(
         f"Rank {rank}'s shard of the DataFrame is empty: expected at least one row per rank "

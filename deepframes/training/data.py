@@ -17,6 +17,9 @@ from ..core.shapes import format_shape, recorded_shape
 FEATURES = "__deepframes_features"
 LABEL = "__deepframes_label"
 VALIDATION = "__deepframes_validation"
+INDEX = "__deepframes_index"  # a row's place among the training (or the validation) rows
+RANK = "__deepframes_rank"  # the slot a row trains on
+_POSITION = "__deepframes_position"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class DataSummary:
     label_min: float
     label_max: float
     cell_size: int | None = None  # numbers per feature cell (array features), when all agree
+    # rows of each partition of the training frame: (training, validation), by partition index
+    partition_rows: tuple[tuple[int, int], ...] = ()
 
 
 def _vector_or_array(df, column: str):
@@ -85,29 +90,86 @@ def training_frame(df, features: str, label: str, validation_fraction: float, se
 
 
 def summarize(frame, kind: str = "array") -> DataSummary:
-    """Row counts, label range and cell size in one Spark job (an aggregate, nothing collected)."""
+    """Row counts (per partition too), label range and cell size in one Spark job: an aggregate
+    with a row per partition and split, nothing of the rows collected."""
     from pyspark.sql import functions as F
 
     size = F.size(F.flatten(F.col(FEATURES))) if _nesting(frame) > 1 else F.size(F.col(FEATURES))
     sizes = [F.min(size).alias("small"), F.max(size).alias("large")] if kind == "array" else []
-    row = frame.agg(
-        F.sum(F.when(~F.col(VALIDATION), 1).otherwise(0)).alias("train"),
-        F.sum(F.when(F.col(VALIDATION), 1).otherwise(0)).alias("validation"),
-        F.min(LABEL).alias("low"),
-        F.max(LABEL).alias("high"),
-        *sizes,
-    ).first()
-    if not row["train"]:
+    groups = frame.groupBy(F.spark_partition_id().alias("partition"), F.col(VALIDATION).alias("held")).agg(
+        F.count(F.lit(1)).alias("rows"), F.min(LABEL).alias("low"), F.max(LABEL).alias("high"), *sizes,
+    ).collect()
+    num_partitions = max((group["partition"] for group in groups), default=-1) + 1
+    counts = [[0, 0] for _ in range(num_partitions)]
+    for group in groups:
+        counts[group["partition"]][1 if group["held"] else 0] = int(group["rows"])
+    num_train = sum(train for train, _ in counts)
+    if not num_train:
         raise ValueError(
             "The training DataFrame has no complete rows: expected at least one row with both the "
             "features and the label set; received none after dropping nulls. Check featuresCol, "
             "labelCol and any filter applied before fit."
         )
     cell_size = None
-    if kind == "array" and row["small"] == row["large"]:
-        cell_size = int(row["small"])
-    return DataSummary(int(row["train"]), int(row["validation"] or 0), float(row["low"]), float(row["high"]),
-                       cell_size)
+    if kind == "array" and len({group["small"] for group in groups} | {group["large"] for group in groups}) == 1:
+        cell_size = int(groups[0]["small"])
+    return DataSummary(num_train, sum(held for _, held in counts), min(float(group["low"]) for group in groups),
+                       max(float(group["high"]) for group in groups), cell_size,
+                       tuple((train, held) for train, held in counts))
+
+
+def indexed_frame(frame, summary: DataSummary):
+    """``frame`` with ``INDEX``: each training row's place among the training rows (0, 1, ...),
+    and each validation row's among the validation rows, in the order of the frame's partitions
+    and of the rows within them (the order ``numSlots=1`` trains in when not shuffling).
+
+    ``monotonically_increasing_id`` numbers a partition's rows from ``partition << 33``; the
+    partitions' row counts from :func:`summarize` turn it into a dense index without a shuffle.
+    """
+    from pyspark.sql import functions as F
+
+    def numbered(rows, counts: list[int]):
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int) if counts else np.zeros(0, int)
+        starts = F.array(*[F.lit(int(offset)) for offset in offsets]) if len(offsets) else F.array(F.lit(0))
+        partition = F.shiftright(F.col(_POSITION), 33)
+        start = F.element_at(starts, (partition + 1).cast("int")).cast("long")
+        within = F.col(_POSITION) - F.shiftleft(partition, 33)
+        return (rows.withColumn(_POSITION, F.monotonically_increasing_id())
+                .withColumn(INDEX, start + within).drop(_POSITION))
+
+    train = numbered(frame.where(~F.col(VALIDATION)), [train for train, _ in summary.partition_rows])
+    if not summary.num_validation:
+        return train
+    held = numbered(frame.where(F.col(VALIDATION)), [held for _, held in summary.partition_rows])
+    return train.unionByName(held)
+
+
+def with_ranks(frame, num_train: int, batch_size: int, world_size: int):
+    """``frame`` (from :func:`indexed_frame`) with ``RANK``: slot r trains on the r-th part of
+    each global batch, so that ``numSlots=N`` takes the same global batches as ``numSlots=1``.
+
+    Global batch k holds the training rows with index ``k * batchSize`` to
+    ``(k + 1) * batchSize - 1``; each slot takes ``batchSize / numSlots`` consecutive rows of
+    it. A last, partial batch is split in equal parts too (the ``size mod numSlots`` rows over
+    go one to a slot, and are left out of training by the slots' equal step counts). Validation
+    rows are dealt round-robin.
+    """
+    from pyspark.sql import functions as F
+
+    def floor_div(numerator, denominator: int):
+        return F.floor(numerator / F.lit(denominator)).cast("long")
+
+    index = F.col(INDEX)
+    part = batch_size // world_size
+    full = num_train // batch_size * batch_size
+    last_part = (num_train - full) // world_size
+    after = index - F.lit(full)
+    in_last = floor_div(after, last_part) if last_part else F.lit(world_size)
+    train_rank = (F.when(index < F.lit(full), floor_div(index % F.lit(batch_size), part))
+                  .when(in_last < F.lit(world_size), in_last)
+                  .otherwise(after - F.lit(last_part * world_size)))
+    rank = F.when(F.col(VALIDATION), index % F.lit(world_size)).otherwise(train_rank)
+    return frame.withColumn(RANK, rank.cast("int"))
 
 
 def _nesting(frame) -> int:
@@ -190,7 +252,10 @@ class RankData:
 
 
 def rank_data(table, spec: FeatureSpec) -> RankData:
-    """Split an Arrow table (a rank's shard, or all the data) by the validation flag."""
+    """Split an Arrow table (a rank's shard, or all the data) by the validation flag, each part
+    in ``INDEX`` order (the global batches' order)."""
+    if INDEX in table.column_names:
+        table = table.sort_by(INDEX)
     x = feature_batch(table, spec)
     y = table.column(LABEL).to_numpy().astype(np.int64)
     held = table.column(VALIDATION).to_numpy(zero_copy_only=False).astype(bool)
@@ -220,5 +285,5 @@ def local_batch_size(batch_size: int, world_size: int, stage: str) -> int:
     return batch_size // world_size
 
 
-__all__ = ["DataSummary", "FeatureSpec", "RankData", "epoch_batches", "feature_batch", "local_batch_size",
-           "rank_data", "summarize", "training_frame"]
+__all__ = ["DataSummary", "FeatureSpec", "RankData", "epoch_batches", "feature_batch", "indexed_frame",
+           "local_batch_size", "rank_data", "summarize", "training_frame", "with_ranks"]

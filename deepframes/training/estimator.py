@@ -13,14 +13,17 @@ from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCo
 from pyspark.sql import DataFrame
 
 from .data import (
+    RANK,
     DataSummary,
     FeatureSpec,
     check_feature_shape,
     check_labels,
     feature_kind,
+    indexed_frame,
     local_batch_size,
     summarize,
     training_frame,
+    with_ranks,
 )
 from .loop import TrainConfig
 from .model import ClassifierModel
@@ -87,6 +90,12 @@ class TrainingEstimator(Estimator, TrainingParams):
     def _rank_function(self) -> Callable:
         raise NotImplementedError
 
+    def _cell_shape(self, dataset: DataFrame, features: str, kind: str) -> tuple[int, ...] | None:
+        """One row's input shape as the data tells it (an array column's recorded shape)."""
+        from .data import column_cell_shape
+
+        return column_cell_shape(dataset, features) if kind == "array" else None
+
     def _loss_payload(self) -> Any:
         return self.getOrDefault(self.loss)
 
@@ -118,7 +127,10 @@ class TrainingEstimator(Estimator, TrainingParams):
         local_batch_size(self.getOrDefault(self.batchSize), self.getOrDefault(self.numSlots), stage)
 
     def prepare(self, dataset: DataFrame) -> tuple[DataFrame, TrainConfig, DataSummary]:
-        """Check everything that can be checked on the driver and build the ranks' config."""
+        """Check everything that can be checked on the driver and build the ranks' config.
+
+        Returns the training frame (features, label, validation flag and each row's index in
+        the order of the global batches), the config and the data's summary."""
         from ..distributed import preflight
 
         self.check_params()
@@ -128,16 +140,14 @@ class TrainingEstimator(Estimator, TrainingParams):
         frame = training_frame(dataset, features, self.getLabelCol(),
                                self.getOrDefault(self.validationFraction), self.getOrDefault(self.seed))
         kind = feature_kind(dataset, features)
-        from .data import column_cell_shape
-
-        cell = column_cell_shape(dataset, features) if kind == "array" else None
+        cell = self._cell_shape(dataset, features, kind)
         payload = self._model_payload()
         input_shape, num_classes = self._inspect(payload, cell)
         data_summary = summarize(frame, kind)
         check_feature_shape(dataset, features, kind, input_shape, stage, data_summary.cell_size)
         check_labels(data_summary, num_classes, stage)
         config = self.build_config(FeatureSpec(kind, tuple(input_shape)))
-        return frame, config, data_summary
+        return indexed_frame(frame, data_summary), config, data_summary
 
     def build_config(self, feature: FeatureSpec) -> TrainConfig:
         """The ranks' config from these Params (the model pickled, nothing checked against data)."""
@@ -158,11 +168,18 @@ class TrainingEstimator(Estimator, TrainingParams):
 
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, dataset: DataFrame) -> ClassifierModel:
+        frame, config, data_summary = self.prepare(dataset)
+        return self.fitted_model(self.run_ranks(frame, config, data_summary.num_train))
+
+    def run_ranks(self, frame: DataFrame, config: TrainConfig, num_train: int, timeout: float | None = None) -> dict:
+        """Train on ``config.world_size`` slots, slot r reading the r-th part of every global
+        batch of ``frame`` (an indexed training frame); rank 0's result. Past ``timeout``
+        seconds the ranks are stopped and ``RankFailedError`` raised."""
         from ..distributed import Distributor
 
-        frame, config, _ = self.prepare(dataset)
-        result = Distributor(config.world_size).run(self._rank_function(), frame, config)
-        return self.fitted_model(result)
+        sharded = with_ranks(frame, num_train, config.batch_size, config.world_size)
+        distributor = Distributor(config.world_size, shard_by=RANK, timeout=timeout)
+        return distributor.run(self._rank_function(), sharded, config)
 
     def fitted_model(self, result: dict) -> ClassifierModel:
         """The fitted stage around a rank's result (model bytes, history, summary)."""
@@ -170,7 +187,7 @@ class TrainingEstimator(Estimator, TrainingParams):
 
         from .model import write_model_file
 
-        path = write_model_file(result["model"], self.model_file_name)
+        path = write_model_file(result["model"], result.get("model_file_name", self.model_file_name))
         history = json.dumps({"history": result["history"], "summary": result["summary"]})
         fitted = self.model_class(model=path, inputCols=[self.getFeaturesCol()], framework=self.framework,
                                   predictionCol=self.getPredictionCol(), probabilityCol=self.getProbabilityCol(),

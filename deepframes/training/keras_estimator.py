@@ -57,12 +57,16 @@ class KerasEstimator(TrainingEstimator):
     metrics : list of str
         Per-epoch metrics (default ``["accuracy"]``).
     epochs, batchSize : int
-        Passes over the data; rows per step over all slots together (a multiple of ``numSlots``).
+        Passes over the data; rows per step over all slots together (a multiple of ``numSlots``):
+        global batch k is rows ``k * batchSize`` onwards in the DataFrame's order, and slot r
+        trains on its r-th ``batchSize / numSlots`` rows.
     validationFraction : float
         Rows held out (seeded) to report ``val_*`` metrics and drive early stopping.
     earlyStoppingPatience : int
         Stop after this many epochs without a better validation loss (0: never).
     shuffle : bool
+        Reshuffle every epoch (each slot its own rows). Without it, ``numSlots=N`` takes exactly
+        the global batches ``numSlots=1`` takes, and ends with the same weights.
     numSlots : int
         Spark tasks training together.
     seed : int

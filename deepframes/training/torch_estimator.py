@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pyspark import keyword_only
+from pyspark.ml.param import Param, Params, TypeConverters
 
 from .estimator import TrainingEstimator, pickled
 from .model import ClassifierModel
 
 
 class TorchModel(ClassifierModel):
-    """A fitted ``TorchEstimator``: a ``ModelTransformer`` over the trained TorchScript file
-    (the module followed by a softmax)."""
+    """A fitted ``TorchEstimator``: a ``ModelTransformer`` over the trained module followed by a
+    softmax, saved with ``torch.export`` (``.pt2``, which records the input shape, so image columns
+    are resized to it), or as TorchScript (``.pt``) when the module cannot be exported."""
 
 
 class TorchEstimator(TrainingEstimator):
@@ -32,7 +34,14 @@ class TorchEstimator(TrainingEstimator):
     optimizer : str or callable
         ``"adam"``, ``"sgd"``, ``"adamw"``, ``"rmsprop"``, or ``factory(parameters)`` returning a
         ``torch.optim.Optimizer``.
-    featuresCol, labelCol, predictionCol, probabilityCol, learningRate, metrics, epochs, batchSize,
+    featuresCol : str
+        An ML vector, an array column, or an image column (``read_images`` struct or encoded
+        files), decoded and resized to ``inputShape`` as RGB 0-255 floats.
+    inputShape : list of int, optional
+        One row's input, without the batch dimension: ``[3, H, W]`` (or ``[H, W, 3]``) for an
+        image column, which needs it since a module does not declare its input size; for array
+        columns it defaults to the column's recorded shape or the first layer's ``in_features``.
+    labelCol, predictionCol, probabilityCol, learningRate, metrics, epochs, batchSize,
     validationFraction, earlyStoppingPatience, shuffle, numSlots, seed
         As for :class:`~deepframes.training.keras_estimator.KerasEstimator`; the only metric is
         ``accuracy``.
@@ -51,13 +60,17 @@ class TorchEstimator(TrainingEstimator):
 
     framework = "torch"
     model_class = TorchModel
-    model_file_name = "model.pt"
+    model_file_name = "model.pt2"
+
+    inputShape = Param(Params._dummy(), "inputShape",
+                       "one row's input shape without the batch dimension, e.g. [3, 64, 64] for images",
+                       typeConverter=TypeConverters.toListInt)
 
     @keyword_only
     def __init__(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
                  probabilityCol="probability", loss="cross_entropy", optimizer="adam", learningRate=None,
                  metrics=None, epochs=10, batchSize=32, validationFraction=0.0, earlyStoppingPatience=0,
-                 shuffle=True, numSlots=1, seed=42):
+                 shuffle=True, numSlots=1, seed=42, inputShape=None):
         super().__init__()
         self._setDefault(loss="cross_entropy", optimizer="adam", **self._defaults)
         self.setParams(**self._input_kwargs)
@@ -66,7 +79,7 @@ class TorchEstimator(TrainingEstimator):
     def setParams(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
                   probabilityCol="probability", loss="cross_entropy", optimizer="adam", learningRate=None,
                   metrics=None, epochs=10, batchSize=32, validationFraction=0.0, earlyStoppingPatience=0,
-                  shuffle=True, numSlots=1, seed=42):
+                  shuffle=True, numSlots=1, seed=42, inputShape=None):
         return self._set(**{name: value for name, value in self._input_kwargs.items() if value is not None})
 
     def _model_payload(self) -> tuple[bytes, bool]:
@@ -104,6 +117,17 @@ class TorchEstimator(TrainingEstimator):
                 "a function parameters -> torch.optim.Optimizer; set optimizer= to one of those."
             )
         return optimizer
+
+    def _cell_shape(self, dataset, features, kind):
+        if self.isDefined(self.inputShape):
+            return tuple(self.getOrDefault(self.inputShape))
+        if kind != "array":
+            raise ValueError(
+                f"TorchEstimator: featuresCol {features!r} holds images, which are resized to the module's "
+                "input, but a torch.nn.Module does not declare its input size; received no inputShape. "
+                "Set inputShape=[3, H, W] (or [H, W, 3]) to the size the module takes."
+            )
+        return super()._cell_shape(dataset, features, kind)
 
     def _inspect(self, payload, cell_shape):
         import torch

@@ -7,6 +7,7 @@ batch sizes every rank applies the gradient of the global batch's mean loss to i
 from __future__ import annotations
 
 import io
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from .data import RankData, epoch_batches, local_batch_size, rank_data
 from .loop import EpochHook, EpochSums, TrainConfig, run_epochs, summary
+
+logger = logging.getLogger(__name__)
 
 LOSSES = ("cross_entropy", "nll_loss")
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "rmsprop": "RMSprop"}
@@ -128,16 +131,27 @@ class TorchTrainer:
         return run_epochs(self.config, self.train_epoch, self.validate if has_validation else None,
                           self.allreduce, on_epoch)
 
-    def model_bytes(self) -> bytes:
-        """The trained module, with a softmax after it, as TorchScript traced on a few rows."""
+    def model_file(self) -> tuple[bytes, str]:
+        """The trained module, with a softmax after it, and its file name: a ``torch.export``
+        program (``model.pt2``: the input shape recorded, the batch size free), or TorchScript
+        traced on two rows (``model.pt``) when the module cannot be exported."""
         import torch
 
         self.module.eval()
         predictor = _predictor(self.module.cpu()).eval()
         example = torch.from_numpy(np.ascontiguousarray(self.data.x[:2]))
         buffer = io.BytesIO()
+        try:
+            batch = torch.export.Dim("batch")
+            program = torch.export.export(predictor, (example,), dynamic_shapes=({0: batch},))
+            torch.export.save(program, buffer)
+            return buffer.getvalue(), "model.pt2"
+        except Exception as error:  # noqa: BLE001 - any export failure: TorchScript still serves
+            logger.warning("torch.export could not export the trained module (%s: %s); saving it as TorchScript, "
+                           "which records no input shape.", type(error).__name__, str(error).splitlines()[0][:200])
+        buffer = io.BytesIO()
         torch.jit.save(torch.jit.trace(predictor, example), buffer)
-        return buffer.getvalue()
+        return buffer.getvalue(), "model.pt"
 
 
 def _predictor(module: Any) -> Any:
@@ -165,7 +179,7 @@ def fit_torch(config: TrainConfig, data: RankData, on_epoch: EpochHook | None = 
     total_rows = int(trainer.allreduce(np.array([len(data.y)]))[0])
     result = {"history": history, "summary": summary(history, config.world_size, seconds, total_rows)}
     if trainer.rank == 0:
-        result["model"] = trainer.model_bytes()
+        result["model"], result["model_file_name"] = trainer.model_file()
     return result
 
 

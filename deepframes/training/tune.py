@@ -290,7 +290,7 @@ def tune(
         trial_estimator = estimator.copy({estimator.validationFraction: 0.2})
     else:
         trial_estimator = estimator.copy()
-    frame, base_config, _ = trial_estimator.prepare(df)
+    frame, base_config, data_summary = trial_estimator.prepare(df)
     slots = trial_estimator.getOrDefault(trial_estimator.numSlots)
     parallelism = parallelism or max(1, spark.sparkContext.defaultParallelism // slots)
     rule = None
@@ -309,7 +309,7 @@ def tune(
         os.makedirs(board_folder)
         deadline = time.time() + time_budget if time_budget else None
         rows = _run_trials(spark, trial_estimator, sample, study, base_config, data_path, board_folder,
-                           rule, metric, mode, parallelism, deadline, evaluator, slots)
+                           rule, metric, mode, parallelism, deadline, evaluator, slots, data_summary.num_train)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     import pandas as pd
@@ -337,7 +337,7 @@ def _param_map(estimator: TrainingEstimator, params: Mapping[str, Any]) -> dict:
 
 
 def _run_trials(spark, estimator, sample, study, base_config, data_path, board_folder, rule, metric, mode,
-                parallelism, deadline, evaluator, slots) -> list[dict]:
+                parallelism, deadline, evaluator, slots, num_train) -> list[dict]:
     context = spark.sparkContext
     run_id = uuid.uuid4().hex[:8]
     rows: list[dict] = []
@@ -350,10 +350,9 @@ def _run_trials(spark, estimator, sample, study, base_config, data_path, board_f
         candidate = estimator.copy(_param_map(estimator, params))
         try:
             config = candidate.build_config(base_config.feature)
-            if slots > 1:  # a Distributor run per trial (no pruning between epochs)
-                from ..distributed import Distributor
-
-                result = Distributor(slots).run(candidate._rank_function(), spark.read.parquet(data_path), config)
+            if slots > 1:  # a Distributor run per trial (no pruning between epochs), stopped at the deadline
+                remaining = None if deadline is None else max(1.0, deadline - time.time())
+                result = candidate.run_ranks(spark.read.parquet(data_path), config, num_train, timeout=remaining)
                 outcome = {"status": "ok", "error": None, **result}
             else:
                 board = Board(board_folder, index, metric if evaluator is None else "val_loss", mode, rule, deadline)

@@ -67,6 +67,21 @@ def test_tune_median_rule_prunes_weak_trials(pets_split):
     assert found.best_params["learningRate"] in (0.003, 0.001)
 
 
+@pytest.mark.slow
+def test_tune_runs_trials_of_two_slots_each(spark):
+    from deepframes.training.examples import small_torch_mlp, two_blobs
+
+    two_slots = TorchEstimator(model=small_torch_mlp, epochs=3, batchSize=20, numSlots=2)
+    found = tune(two_slots, two_blobs(spark, 200), {"learningRate": [0.05, 0.01]}, metric="val_accuracy",
+                 parallelism=1, seed=0)
+    assert list(found.results["status"]) == ["ok", "ok"]
+    assert all(len(curve) == 3 for curve in found.results["val_accuracy_per_epoch"])
+    assert found.best_params["learningRate"] in (0.05, 0.01)
+    assert found.best_model.summary_["num_slots"] == 2
+    scored = found.best_model.transform(two_blobs(spark, 100, seed=1))
+    assert scored.where("prediction = label").count() >= 90
+
+
 def test_tune_rejects_a_param_the_estimator_does_not_have(spark):
     with pytest.raises(ValueError, match="names Param 'learning_rate', which TorchEstimator does not have.*learningRate"):
         tune(estimator(), None, {"learning_rate": [0.1]}, metric="val_accuracy")

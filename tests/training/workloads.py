@@ -37,48 +37,38 @@ def equivalence_torch_model():
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
 
 
-def rank_rows(rank: int, world_size: int):
-    """This rank's half of each of the 20 global batches, in step order (same data on any world)."""
-    from deepframes.training.data import RankData
-
+def equivalence_frame(spark, num_partitions: int = 3):
+    """20 global batches of 32 rows (8 features, 3 classes) in a few partitions of unequal size."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(GLOBAL_BATCH * STEPS, 8)).astype(np.float32)
     y = rng.integers(0, 3, GLOBAL_BATCH * STEPS)
-    local = GLOBAL_BATCH // world_size
-    rows = np.concatenate([np.arange(step * GLOBAL_BATCH + rank * local, step * GLOBAL_BATCH + (rank + 1) * local)
-                           for step in range(STEPS)])
-    return RankData(x[rows], y[rows], x[:0], y[:0])
+    rows = [(row.tolist(), int(label)) for row, label in zip(x, y)]
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, num_partitions),
+                                 "features array<float>, label long")
 
 
-def equivalence_config(framework: str, world_size: int):
-    from pyspark import cloudpickle
-
-    from deepframes.training.loop import TrainConfig
-
-    factory = equivalence_keras_model if framework == "keras" else equivalence_torch_model
-    return TrainConfig(
-        model=cloudpickle.dumps(factory), model_is_factory=True, feature=None,
-        loss="sparse_categorical_crossentropy" if framework == "keras" else "cross_entropy",
-        optimizer="sgd" if framework == "torch" else {"class_name": "SGD", "config": {"learning_rate": 0.1}},
-        learning_rate=0.1, metrics=("accuracy",), epochs=1, batch_size=GLOBAL_BATCH, shuffle=False, seed=3,
-        patience=0, world_size=world_size)
-
-
-def equivalence_rank(ctx, framework: str, world_size: int):
-    """Train 20 steps with the estimators' own trainer; returns the final weights."""
-    data = rank_rows(ctx.rank, world_size)
-    config = equivalence_config(framework, world_size)
+def equivalence_params(framework: str, num_slots: int) -> dict:
+    """One epoch of 20 steps, plain SGD, no shuffling, same seed (so same initial weights)."""
     if framework == "keras":
-        from deepframes.training.keras_loop import KerasTrainer
+        model, optimizer = equivalence_keras_model, {"class_name": "SGD", "config": {"learning_rate": 0.1}}
+    else:
+        model, optimizer = equivalence_torch_model, "sgd"
+    return {"model": model, "optimizer": optimizer, "learningRate": 0.1, "epochs": 1, "batchSize": GLOBAL_BATCH,
+            "shuffle": False, "seed": 3, "numSlots": num_slots}
 
-        trainer = KerasTrainer(config, data)
-        trainer.fit()
-        return [np.asarray(v) for v in trainer.model.trainable_variables]
-    from deepframes.training.torch_loop import TorchTrainer
 
-    trainer = TorchTrainer(config, data)
-    trainer.fit()
-    return [p.detach().cpu().numpy() for p in trainer.module.parameters()]
+def fitted_weights(fitted) -> list[np.ndarray]:
+    """The trained weights in a fitted KerasModel's or TorchModel's model file."""
+    path = fitted.getOrDefault(fitted.model)
+    if fitted.getOrDefault(fitted.framework) == "keras":
+        import keras
+
+        return [np.asarray(value) for value in keras.saving.load_model(path, compile=False).get_weights()]
+    import torch
+
+    if path.endswith(".pt2"):
+        return [value.detach().numpy() for value in torch.export.load(path).state_dict.values()]
+    return [value.detach().numpy() for value in torch.jit.load(path).state_dict().values()]
 
 
 def broken_torch_mlp():
@@ -98,3 +88,15 @@ def pets_cnn():
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(3, activation="softmax"),
     ])
+
+
+def pets_torch_cnn():
+    """A small PyTorch CNN over 32x32 RGB photos (0-255, NCHW), 3 breeds."""
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.BatchNorm2d(3),
+        torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 3),
+    )
