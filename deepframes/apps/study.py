@@ -34,8 +34,8 @@ from ..core.files import ship_file, shipped_path
 from ..inference.heads import Classifier, LinearHead
 from ..session import default_parallelism, is_connect
 from .errors import InputError, check_classes
-from .featurize import load_features
-from .outputs import staged_output
+from .featurize import load_features, output_name
+from .outputs import check_output, staged_output
 from .report import RESULT_COLUMNS, plot_pair, write_study_report
 
 logger = logging.getLogger(__name__)
@@ -360,6 +360,7 @@ def run_study(
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
     if iterations < 1:
         raise InputError(f"--iterations must be a positive integer; got {iterations}.")
+    check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
     loaded = load_features(features, spark)
     counts = loaded.class_counts()
     check_classes(counts, str(features))
@@ -387,12 +388,12 @@ def run_study(
         if progress:
             progress(line)
 
-    with staged_output(out) as staging:
+    with staged_output(out, spark) as staging:
         _run_jobs(spark, tasks, config, data, on_pair)
         outcomes.sort(key=lambda outcome: outcome.task.index)
-        best = write_study_report(staging, outcomes, config, pairs, safe_name)
-        (staging / "study.log").write_text("\n".join(log_lines) + "\n")
-    return StudyResult(str(Path(out).resolve()), len(tasks), len(tasks) * len(splits),
+        best = write_study_report(staging.folder, outcomes, config, pairs, safe_name)
+        (staging.folder / "study.log").write_text("\n".join(log_lines) + "\n")
+    return StudyResult(output_name(out), len(tasks), len(tasks) * len(splits),
                        time.perf_counter() - started, best)
 
 

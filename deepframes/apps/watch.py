@@ -94,12 +94,19 @@ def _check_output(spark: SparkSession | None, out: str) -> None:
         taken = os.path.exists(path) and (not os.path.isdir(path) or (
             os.listdir(path) and not os.path.isdir(os.path.join(path, CHECKPOINT))))
     else:
-        taken = storage.exists(spark, out) and not storage.exists(spark, storage.join(out, CHECKPOINT))
+        taken = _exists(spark, out) and not _exists(spark, storage.join(out, CHECKPOINT))
     if taken:
         raise InputError(
             f"Output {out} already exists and is not the output of an earlier watch (no {CHECKPOINT}/ in it); "
             "expected a new or empty folder, or one to resume. Choose another --out."
         )
+
+
+def _exists(spark: SparkSession, uri: str) -> bool:
+    try:
+        return storage.exists(spark, uri)
+    except ValueError as error:  # no file system for the scheme
+        raise InputError(str(error)) from None
 
 
 class _Count:
@@ -165,9 +172,9 @@ def watch_predictions(
     started = time.perf_counter()
     if output_format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}.")
-    if not storage.exists(spark, folder):
-        raise InputError(f"--watch folder {folder} does not exist; expected a folder to watch. Create it first.")
     _check_output(spark, out)
+    if not _exists(spark, folder):
+        raise InputError(f"--watch folder {folder} does not exist; expected a folder to watch. Create it first.")
     model = load_model(model_dir)
     try:
         photos = stream_images(folder, decode=False, max_files_per_trigger=max_files_per_trigger, spark=spark)
