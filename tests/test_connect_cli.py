@@ -3,13 +3,9 @@ pip package): featurize, train, predict, study and predict --watch give what the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import script_results
 
 pytest.importorskip("grpc_status", reason="Spark Connect needs pyspark[connect] (grpcio-status)")
 pytestmark = [pytest.mark.slow]
@@ -17,11 +13,7 @@ pytestmark = [pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def commands(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("connect-cli") / "results.json"
-    run = subprocess.run([sys.executable, "-m", "tests.connect_cli_checks", str(out)], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=1200, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(out.read_text())
+    return script_results("tests.connect_cli_checks", tmp_path_factory.mktemp("connect-cli"), timeout=1200)
 
 
 def _ok(commands: dict, name: str) -> dict:
