@@ -3,7 +3,6 @@ the inference stages, register_udf and the blocks functions give what local[2] g
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
