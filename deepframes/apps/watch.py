@@ -10,10 +10,12 @@ was interrupted before it committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from pyspark.ml import Transformer
@@ -109,6 +111,27 @@ def _exists(spark: SparkSession, uri: str) -> bool:
         raise InputError(str(error)) from None
 
 
+@contextlib.contextmanager
+def _interrupt_sets(stop: threading.Event) -> Iterator[None]:
+    """While the watch runs, Ctrl-C asks it to stop between two polls instead of raising inside a
+    call into Spark (which would leave py4j's traceback and a half-cancelled batch); a second
+    Ctrl-C raises at once. Only the main thread can catch signals: elsewhere, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Count:
     """The running count of photos read, from the query's progress reports (one per batch)."""
 
@@ -119,7 +142,9 @@ class _Count:
         """New batches with photos since the last call, as ``(batch id, photos)``."""
         new = []
         for progress in query.recentProgress:
-            batch, rows = int(progress["batchId"]), int(progress["numInputRows"])
+            # The property, not the key: a Connect session's reports leave the key empty and
+            # keep the counts per source.
+            batch, rows = int(progress.batchId), int(progress.numInputRows)
             if rows and batch not in self.rows_by_batch:
                 self.rows_by_batch[batch] = rows
                 new.append((batch, rows))
@@ -185,19 +210,23 @@ def watch_predictions(
     writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=f"{POLL_SECONDS} seconds")
     query = writer.start()
     count = _Count()
+    interrupted = threading.Event()
     try:
-        while True:
-            finished = query.awaitTermination(POLL_SECONDS)
-            for batch, rows in count.update(query):
-                line = f"batch {batch}: {rows} photos; {count.num_photos} predicted since start"
-                logger.info(line)
-                if progress:
-                    progress(line)
-            if finished or (stop is not None and stop.is_set()):
-                break
+        with _interrupt_sets(interrupted):
+            while True:
+                finished = query.awaitTermination(POLL_SECONDS)
+                for batch, rows in count.update(query):
+                    line = f"batch {batch}: {rows} photos; {count.num_photos} predicted since start"
+                    logger.info(line)
+                    if progress:
+                        progress(line)
+                if finished or interrupted.is_set() or (stop is not None and stop.is_set()):
+                    break
     finally:
         if query.isActive:
             query.stop()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     error = query.exception()
     if error is not None:
         raise RuntimeError(f"The watch stopped on an error: {error}")
