@@ -186,8 +186,12 @@ def watch_predictions(
     output_format : {"json", "parquet"}
     max_files_per_trigger : int, optional
         At most this many photos per batch.
+    spark : SparkSession
+        A classic or Spark Connect session.
     progress : callable, optional
         Called with a line after every batch: the running count.
+    stop : threading.Event, optional
+        Set it (from another thread) to stop the watch after the batch in progress.
 
     Returns
     -------
