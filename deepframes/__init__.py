@@ -29,6 +29,7 @@ _EXPORTS = {
     "register_row_udf": ".blocks",
     "Distributor": ".distributed",
     "read_images": ".images",
+    "stream_images": ".images",
     "ImageFeaturizer": ".inference",
     "ImagePredictor": ".inference",
     "ModelTransformer": ".inference",
@@ -48,7 +49,7 @@ __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
     "ModelTransformer", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
-    "register_udf", "session", "KerasEstimator", "TorchEstimator", "tune",
+    "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from .blocks import register_row_udf as register_row_udf
     from .distributed import Distributor as Distributor
     from .images import read_images as read_images
+    from .images import stream_images as stream_images
     from .inference import ImageFeaturizer as ImageFeaturizer
     from .inference import ImagePredictor as ImagePredictor
     from .inference import ModelTransformer as ModelTransformer

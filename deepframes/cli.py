@@ -173,10 +173,37 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .session import session
 
+    if args.watch or args.out or args.once:
+        _watch(args)
+        return
+    if not args.images:
+        raise InputError("predict needs IMAGES, or --watch DIR --out DIR to classify photos as they arrive.")
     predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
+
+
+def _watch(args: argparse.Namespace) -> None:
+    """``predict --watch``: a streaming query until Ctrl-C (or, with --once, until caught up)."""
+    from .apps.watch import check_watch_output, watch_predictions
+    from .session import session
+
+    if not args.watch or not args.out or args.images:
+        raise InputError("--watch DIR and --out DIR go together, without IMAGES: deepframes predict MODEL_DIR "
+                         f"--watch DIR --out DIR [--once]; got IMAGES={args.images}, --watch={args.watch}, "
+                         f"--out={args.out}.")
+    if args.max_files_per_batch is not None and args.max_files_per_batch < 1:
+        raise InputError(f"--max-files-per-batch must be a positive integer; got {args.max_files_per_batch}.")
+    check_watch_output(args.out)  # before Spark starts: a bad --out is one line, exit 2
+    spark = session(args.master, ship_env=args.ship_env, **_QUIET)
+    if not args.once:
+        _progress(f"Watching {args.watch}; predictions go to {args.out}. Ctrl-C stops (run again to resume).")
+    result = watch_predictions(args.model_dir, args.watch, args.out, top=args.top, once=args.once,
+                               output_format=args.format, max_files_per_trigger=args.max_files_per_batch,
+                               spark=spark, progress=_progress)
+    _emit(args, result.as_dict(), f"Predicted {result.num_photos} photos in {result.num_batches} batches "
+                                  f"({result.seconds:.1f} s); predictions in {result.out}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -319,8 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="top classes with probabilities for images")
     predict.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
-    predict.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or globs")
+    predict.add_argument("images", nargs="*", metavar="IMAGES", help="image files, folders or globs")
     predict.add_argument("--top", type=int, default=3, help="classes per image (default: %(default)s)")
+    predict.add_argument("--watch", metavar="DIR",
+                         help="classify photos as they land in DIR (any Hadoop URI), each once, until Ctrl-C")
+    predict.add_argument("--out", metavar="DIR", help="with --watch: folder (any Hadoop URI) for the predictions "
+                                                      "and the checkpoint; the same --out resumes")
+    predict.add_argument("--once", action="store_true", help="with --watch: predict the photos there now, then stop")
+    predict.add_argument("--format", choices=["json", "parquet"], default="json",
+                         help="with --watch: output files (default: %(default)s)")
+    predict.add_argument("--max-files-per-batch", type=int, metavar="N", help="with --watch: photos per batch at most")
     _common(predict)
     predict.set_defaults(handler=cmd_predict)
 

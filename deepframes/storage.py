@@ -139,6 +139,29 @@ def copy_from(spark: Any, uri: str, target: str) -> str:
     return target
 
 
+def delete(spark: Any, uri: str) -> None:
+    """Remove the file or folder at ``uri`` (nothing when there is none)."""
+    if is_local(uri):
+        path = local_path(uri)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else None
+        if os.path.lexists(path):
+            os.remove(path)
+        return
+    file_system, path = _hadoop(spark, uri)
+    file_system.delete(path, True)
+
+
+def rename(spark: Any, source: str, target: str) -> None:
+    """Move ``source`` to ``target`` on the same file system (``target`` must not exist)."""
+    if is_local(source) and is_local(target):
+        os.rename(local_path(source), local_path(target))
+        return
+    file_system, path = _hadoop(spark, source)
+    if not file_system.rename(path, _hadoop(spark, target)[1]):
+        raise OSError(f"Could not move {source} to {target}; check that {target} does not exist and that "
+                      "both are on one file system.")
+
+
 def local_copy(spark: Any, uri: str) -> str:
     """A path on this machine holding ``uri``'s file: the path itself when local, else a download
     into a folder of this process's own, removed when it exits."""

@@ -80,6 +80,16 @@ def deepframes_command(*arguments: str, timeout: float = 180) -> subprocess.Comp
                           timeout=timeout, cwd=REPO_ROOT, check=False)
 
 
+def script_results(module: str, folder: Path, timeout: float = 900) -> dict:
+    """Run ``python -m MODULE OUT.json`` (a separate process, e.g. for a Spark Connect session,
+    which switches the whole process to Connect) and return the JSON it wrote."""
+    out = folder / "results.json"
+    run = subprocess.run([sys.executable, "-m", module, str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=timeout, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 def start_standalone(state_dir: Path, workers: int = 2) -> dict:
     """``deepframes cluster start`` with workers of 1 core and 1g; returns its JSON."""
     started = deepframes_command("cluster", "start", "--workers", str(workers), "--cores", "1", "--memory", "1g",

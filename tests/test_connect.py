@@ -3,16 +3,12 @@ the inference stages, register_udf and the blocks functions give what local[2] g
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import deepframes
 from tests import connect_checks
-from tests.conftest import REPO_ROOT
+from tests.conftest import script_results
 
 pytest.importorskip("grpc_status", reason="Spark Connect needs pyspark[connect] (grpcio-status)")
 pytestmark = [pytest.mark.slow]
@@ -20,11 +16,7 @@ pytestmark = [pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def connect_results(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("connect") / "results.json"
-    run = subprocess.run([sys.executable, "-m", "tests.connect_checks", str(out)], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=900, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(out.read_text())
+    return script_results("tests.connect_checks", tmp_path_factory.mktemp("connect"))
 
 
 def _value(results: dict, name: str):

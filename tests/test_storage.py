@@ -4,6 +4,7 @@ which Python's ``open`` cannot read), with their model files copied through Hado
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 
 import numpy as np
@@ -71,8 +72,6 @@ def test_a_scheme_without_file_system_names_the_package(spark, uri, package):
 
 
 def test_read_images_reads_a_hadoop_uri(spark, pets_images, tmp_path):
-    import shutil
-
     for name in ("Bengal_10.jpg", "Bengal_11.jpg"):
         shutil.copyfile(pets_images / name, tmp_path / name)
     uri = mount(spark, tmp_path)
@@ -82,12 +81,50 @@ def test_read_images_reads_a_hadoop_uri(spark, pets_images, tmp_path):
     assert all(row.path.startswith("viewfs://") and row.error is None for row in rows)
 
 
-@pytest.mark.parametrize("verb", [["featurize", "../shared/data/pets/images"], ["study", "features"],
-                                  ["train", "features"]])
-def test_cli_out_on_a_hadoop_uri_is_one_line_before_any_work(verb):
-    from tests.conftest import deepframes_command
+def test_cli_writes_every_out_to_a_hadoop_uri(spark, capsys, pets_images, tmp_path):
+    from deepframes.apps.featurize import SIDECAR
+    from deepframes.apps.outputs import MARKER
+    from tests.apps.helpers import last_json, run_cli
 
-    result = deepframes_command(*verb, "--out", "s3a://bucket/out")
-    assert result.returncode == 2
-    assert "--out must be a local or mounted folder; received s3a://bucket/out" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    root = mount(spark, tmp_path)
+    features, model, report, predictions = (f"{root}/{name}" for name in ("features", "model", "report", "watch"))
+    for run in range(2):  # the second run replaces what the first wrote
+        code, out, err = run_cli(capsys, "featurize", str(pets_images / "[AB]*_1?.jpg"), "--weights", SQUEEZENET,
+                                 "--out", features, "--json")
+        assert code == 0, err
+        assert last_json(out)["out"] == features and last_json(out)["num_images"] == 20
+    with pytest.raises(OSError):
+        open(features, "rb")
+    written = tmp_path / "features"
+    assert (written / SIDECAR).exists() and (written / MARKER).exists() and any(written.glob("*.parquet"))
+
+    code, out, err = run_cli(capsys, "train", features, "--out", model, "--json")
+    assert code == 0, err
+    assert last_json(out)["out"] == model
+    assert {"metadata", "stages", "confusion_matrix.png", "metrics.json", MARKER} <= {p.name for p in (tmp_path / "model").iterdir()}
+
+    code, out, err = run_cli(capsys, "study", features, "--out", report, "--splits", "0.5", "--json")
+    assert code == 0, err
+    assert {"report.md", "results.csv", "plots", "models", MARKER} <= {p.name for p in (tmp_path / "report").iterdir()}
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copyfile(pets_images / "Bengal_10.jpg", inbox / "Bengal_10.jpg")
+    code, out, err = run_cli(capsys, "predict", model, "--watch", f"{root}/inbox", "--out", predictions, "--once",
+                             "--json")
+    assert code == 0, err
+    assert last_json(out)["num_photos"] == 1
+    assert [row.path.rsplit("/", 1)[-1] for row in spark.read.json(predictions).collect()] == ["Bengal_10.jpg"]
+    # Nothing half-written left beside the outputs.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "inbox", "model", "report", "watch"]
+
+
+@pytest.mark.parametrize("verb", [["featurize", "../shared/data/pets/images/Bengal_1?.jpg", "--weights", SQUEEZENET],
+                                  ["train", "features"], ["study", "features"]])
+def test_cli_out_on_a_scheme_without_file_system_is_one_line_naming_the_package(spark, capsys, verb):
+    from tests.apps.helpers import one_line_error, run_cli
+
+    code, _, err = run_cli(capsys, *verb, "--out", "s3a://bucket/out")
+    assert code == 2
+    assert "No Hadoop file system is configured for s3a://" in one_line_error(err, verb[0])
+    assert "org.apache.hadoop:hadoop-aws:" in err

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import storage
 from ..inference import register_udf
 from ..session import session
 from .errors import InputError
@@ -139,7 +140,13 @@ def run_demo(
     (100, 10, 8)
     """
     started = time.perf_counter()
-    root = check_output(out)
+    if not storage.is_local(str(out)):
+        raise InputError(
+            f"demo --out must be a folder on this machine; received {out}. The demo writes its images and "
+            "network there and reads them back. Give a local folder; featurize, train, study and predict "
+            "--watch write to any Hadoop URI."
+        )
+    root = Path(check_output(out))
     if weights is not None and model is None:
         raise InputError("--weights needs --model too (the network the weights belong to).")
     spark = session(master)

@@ -21,11 +21,12 @@ from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from .. import storage
 from ..models import zoo
 from ..images import read_images
 from ..inference import ImageFeaturizer
 from .errors import InputError, check_classes
-from .outputs import staged_output
+from .outputs import check_output, is_uri_file, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def featurize_images(
     """
     started = time.perf_counter()
     config = check_featurizer(model, weights)
+    check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
     decoded, num_failed = read_labelled_images(images, label, config.input_size(), spark)
     if label is not None:  # labelled features are for study and train: check them before any work
         counts = {row.label: row["count"] for row in decoded.groupBy("label").count().collect()}
@@ -138,17 +140,17 @@ def featurize_images(
         check_classes(counts, f"{where} (--label {label})")
     columns = ["path", "label", "features"] if label is not None else ["path", "features"]
     featurized = config.stage().transform(decoded).select(*columns)
-    with staged_output(out) as staging:
-        featurized.write.mode("overwrite").parquet(str(staging))
-        written = spark.read.parquet(str(staging))
+    with staged_output(out, spark) as staging:
+        featurized.write.mode("overwrite").parquet(staging.uri)
+        written = spark.read.parquet(staging.uri)
         num_images = written.count()
         first = written.first()
         counts = (
             {row.label: row["count"] for row in written.groupBy("label").count().collect()}
             if label is not None else {}
         )
-        (staging / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
-    return FeaturizeResult(str(Path(out).resolve()), num_images, num_failed, first.features.size,
+        (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
+    return FeaturizeResult(output_name(out), num_images, num_failed, first.features.size,
                            dict(sorted(counts.items(), key=lambda item: str(item[0]))),
                            time.perf_counter() - started, config)
 
@@ -167,11 +169,17 @@ class Features:
         return {str(name): int(count) for name, count in zip(names, counts)}
 
 
-def read_featurizer(path: str | Path) -> FeaturizerConfig | None:
-    """The featurizer recorded beside a features file by ``featurize_images``, if any."""
-    sidecar = Path(path) / SIDECAR
-    if not sidecar.exists():
+def output_name(out: str | Path) -> str:
+    """``out`` as the result reports it: an absolute path, or the URI as given."""
+    return str(Path(storage.local_path(str(out))).resolve()) if storage.is_local(str(out)) else str(out).rstrip("/")
+
+
+def read_featurizer(path: str | Path, spark: SparkSession | None = None) -> FeaturizerConfig | None:
+    """The featurizer recorded beside a features file (local or any Hadoop URI) by
+    ``featurize_images``, if any."""
+    if not is_uri_file(spark, str(path), SIDECAR):
         return None
+    sidecar = Path(storage.local_copy(spark, storage.join(str(path), SIDECAR)))
     return FeaturizerConfig(**json.loads(sidecar.read_text())["featurizer"])
 
 
@@ -206,4 +214,4 @@ def load_features(path: str | Path, spark: SparkSession) -> Features:
     matrix = np.asarray(flat.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
     matrix = matrix.reshape(num_rows, -1) if num_rows else np.zeros((0, 0), np.float32)
     return Features(matrix, np.asarray(table.column("label").to_pylist(), dtype=object),
-                    np.asarray(table.column("path").to_pylist(), dtype=object), read_featurizer(path))
+                    np.asarray(table.column("path").to_pylist(), dtype=object), read_featurizer(path, spark))

@@ -1,17 +1,20 @@
 """The breed study: binary classifiers for every pair of classes (or each class against the rest)
 over a range of train/test splits, trained in parallel in Spark tasks, the best model kept per pair.
 
-The feature matrix is broadcast once; each Spark task trains every split of a few pairs with
-scikit-learn and sends back the result rows, the best model (pickled) and the pair's plot. Several
-small jobs run at once from a thread pool, so results (and progress lines) arrive pair by pair
-while every core stays busy.
+The feature matrix is sent to the executors once, as a file (``SparkContext.addFile``, or an
+artifact on Spark Connect); each Spark task trains every split of a few pairs with scikit-learn
+and sends back the result rows, the best model (pickled) and the pair's plot. Several small jobs
+run at once from a thread pool, so results (and progress lines) arrive pair by pair while every
+core stays busy. Only DataFrame operations are used, so the study runs on a Connect session too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
+import os
 import pickle
 import re
 import time
@@ -23,13 +26,16 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from pyspark.sql import SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 
+from .._scratch import scratch_folder
+from ..core.files import ship_file, shipped_path
 from ..inference.heads import Classifier, LinearHead
-from ..session import default_parallelism
+from ..session import default_parallelism, is_connect
 from .errors import InputError, check_classes
-from .featurize import load_features
-from .outputs import staged_output
+from .featurize import load_features, output_name
+from .outputs import check_output, staged_output
 from .report import RESULT_COLUMNS, plot_pair, write_study_report
 
 logger = logging.getLogger(__name__)
@@ -193,7 +199,7 @@ def train_pair(task: PairTask, config: StudyConfig, data: StudyData) -> PairOutc
 
 @dataclass
 class StudyData:
-    """What every task reads (broadcast once): standardized features, class codes, the scaling."""
+    """What every task reads (sent once, as a file): standardized features, class codes, the scaling."""
 
     matrix: np.ndarray  # (rows, features) float32, standardized over all rows
     codes: np.ndarray
@@ -208,15 +214,59 @@ class StudyData:
         standardized = ((matrix - mean) / scale).astype(np.float32)
         return cls(standardized, codes, mean, scale)
 
+    def save(self) -> StudyDataFile:
+        """Write the arrays to a file of this process's scratch folder (removed when it exits),
+        one per content: Spark ships a file name once per session, so the same data keeps its path."""
+        digest = hashlib.sha256()
+        for array in (self.matrix, self.codes, self.mean, self.scale):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        key = digest.hexdigest()
+        if key not in _SAVED:
+            path = os.path.join(scratch_folder(), f"study-{key[:16]}.npz")
+            np.savez(path, matrix=self.matrix, codes=self.codes, mean=self.mean, scale=self.scale)
+            _SAVED[key] = path
+        return StudyDataFile(_SAVED[key], key)
 
-def train_pairs(tasks: Iterable[PairTask], config: StudyConfig, data) -> Iterator[PairOutcome]:
-    """A Spark partition of pairs; ``data`` is the broadcast ``StudyData``."""
+
+@dataclass(frozen=True)
+class StudyDataFile:
+    """``StudyData`` as a file sent to the executors: shipped with the tasks instead of the arrays."""
+
+    path: str  # on the driver
+    digest: str
+    shipped_name: str | None = None
+
+    def ship(self, spark: SparkSession) -> StudyDataFile:
+        return StudyDataFile(self.path, self.digest, ship_file(spark, self.path))
+
+    def load(self) -> StudyData:
+        """The arrays, read at most once per Python worker."""
+        if _LOADED[0] != self.digest:
+            path = shipped_path(self.shipped_name, self.path) if self.shipped_name else self.path
+            with np.load(path) as arrays:
+                _LOADED[:] = [self.digest, StudyData(arrays["matrix"], arrays["codes"], arrays["mean"], arrays["scale"])]
+        return _LOADED[1]
+
+
+# digest -> its file, on the driver; (digest, StudyData) of the last study a Python worker read.
+_SAVED: dict[str, str] = {}
+_LOADED: list = [None, None]
+_TASK_SCHEMA = "task binary"
+_OUTCOME_SCHEMA = "outcome binary"
+
+
+def train_pairs(batches: Iterable[pa.RecordBatch], config: StudyConfig, data: StudyDataFile) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: a Spark partition of pickled pairs in, their pickled outcomes out."""
     from threadpoolctl import threadpool_limits
 
+    study = data.load()
     # One BLAS thread per task: Spark already runs one task per core.
     with threadpool_limits(limits=1):
-        for task in tasks:
-            yield train_pair(task, config, data.value)
+        for batch in batches:
+            for task in batch.column(0).to_pylist():
+                outcome = train_pair(pickle.loads(task), config, study)
+                yield pa.RecordBatch.from_arrays([pa.array([pickle.dumps(outcome)], pa.binary())],
+                                                 names=["outcome"])
 
 
 @dataclass
@@ -250,15 +300,22 @@ def _chunks(tasks: list[PairTask], parallelism: int) -> list[list[PairTask]]:
     return [tasks[start::count] for start in range(count)]
 
 
-def _run_jobs(spark: SparkSession, tasks: list[PairTask], config: StudyConfig, data,
+def _pairs_job(spark: SparkSession, chunk: list[PairTask], config: StudyConfig, data: StudyDataFile) -> DataFrame:
+    """One task training ``chunk``'s pairs."""
+    tasks = spark.createDataFrame([(pickle.dumps(task),) for task in chunk], _TASK_SCHEMA).coalesce(1)
+    return tasks.mapInArrow(partial(train_pairs, config=config, data=data), _OUTCOME_SCHEMA)
+
+
+def _run_jobs(spark: SparkSession, tasks: list[PairTask], config: StudyConfig, data: StudyDataFile,
               on_pair: Callable[[PairOutcome], None]) -> None:
     """One small job per chunk of pairs, several at a time, so results stream back pair by pair."""
-    context = spark.sparkContext
     parallelism = default_parallelism(spark)
+    data = data.ship(spark)
 
     def run(chunk: list[PairTask]) -> list[PairOutcome]:
-        context.setJobDescription(f"deepframes study: {len(chunk)} pairs")
-        return context.parallelize(chunk, 1).mapPartitions(partial(train_pairs, config=config, data=data)).collect()
+        if not is_connect(spark):  # a Connect session has no SparkContext to describe jobs with
+            spark.sparkContext.setJobDescription(f"deepframes study: {len(chunk)} pairs")
+        return [pickle.loads(row.outcome) for row in _pairs_job(spark, chunk, config, data).collect()]
 
     with ThreadPoolExecutor(max_workers=parallelism + 1) as pool:
         futures = [pool.submit(run, chunk) for chunk in _chunks(tasks, parallelism)]
@@ -303,6 +360,7 @@ def run_study(
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
     if iterations < 1:
         raise InputError(f"--iterations must be a positive integer; got {iterations}.")
+    check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
     loaded = load_features(features, spark)
     counts = loaded.class_counts()
     check_classes(counts, str(features))
@@ -311,7 +369,7 @@ def run_study(
     config = StudyConfig(classifier, iterations, seed, tuple(splits))
     codes = np.searchsorted(np.asarray(names, dtype=object), loaded.labels).astype(np.int32)
     # Standardized once over all rows (no labels involved), as the scaler of every training.
-    data = spark.sparkContext.broadcast(StudyData.standardize(loaded.matrix, codes))
+    data = StudyData.standardize(loaded.matrix, codes).save()
     outcomes: list[PairOutcome] = []
     log_lines: list[str] = []
 
@@ -330,15 +388,12 @@ def run_study(
         if progress:
             progress(line)
 
-    with staged_output(out) as staging:
-        try:
-            _run_jobs(spark, tasks, config, data, on_pair)
-        finally:
-            data.unpersist()
+    with staged_output(out, spark) as staging:
+        _run_jobs(spark, tasks, config, data, on_pair)
         outcomes.sort(key=lambda outcome: outcome.task.index)
-        best = write_study_report(staging, outcomes, config, pairs, safe_name)
-        (staging / "study.log").write_text("\n".join(log_lines) + "\n")
-    return StudyResult(str(Path(out).resolve()), len(tasks), len(tasks) * len(splits),
+        best = write_study_report(staging.folder, outcomes, config, pairs, safe_name)
+        (staging.folder / "study.log").write_text("\n".join(log_lines) + "\n")
+    return StudyResult(output_name(out), len(tasks), len(tasks) * len(splits),
                        time.perf_counter() - started, best)
 
 

@@ -23,15 +23,18 @@ from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from .. import storage
 from .errors import InputError, check_classes
 from .featurize import (
+    SIDECAR,
     FeaturizerConfig,
     check_featurizer,
     features_frame,
+    output_name,
     read_featurizer,
     read_labelled_images,
 )
-from .outputs import staged_output
+from .outputs import check_output, is_uri_file, staged_output
 from .report import plot_confusion
 
 logger = logging.getLogger(__name__)
@@ -71,14 +74,19 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def is_features_file(path: str | Path) -> bool:
-    """True for a Parquet folder (what ``featurize`` writes), False for images.
+def is_features_file(path: str | Path, spark: SparkSession | None = None) -> bool:
+    """True for a Parquet folder (what ``featurize`` writes), False for images. On other file
+    systems than this machine's, a folder written by ``featurize`` (with its ``_deepframes.json``).
 
     >>> is_features_file("../shared/data/pets/images")
     False
     """
-    folder = Path(path)
-    return folder.is_dir() and any(folder.glob("*.parquet")) or str(path).endswith(".parquet")
+    if str(path).endswith(".parquet"):
+        return True
+    if not storage.is_local(str(path)):
+        return is_uri_file(spark, str(path), SIDECAR)
+    folder = Path(storage.local_path(str(path)))
+    return folder.is_dir() and any(folder.glob("*.parquet"))
 
 
 def stratified_split(frame: DataFrame, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
@@ -97,11 +105,11 @@ def stratified_split(frame: DataFrame, test_fraction: float, seed: int) -> tuple
 
 def _labelled_features(source: str, label: str, model: str, weights: str | None,
                        spark: SparkSession) -> tuple[DataFrame, FeaturizerConfig | None]:
-    if is_features_file(source):
+    if is_features_file(source, spark):
         frame = features_frame(source, spark)
         if not isinstance(frame.schema["features"].dataType, VectorUDT):
             frame = frame.withColumn("features", array_to_vector("features"))
-        return frame.select("label", "features"), read_featurizer(source)
+        return frame.select("label", "features"), read_featurizer(source, spark)
     config = check_featurizer(model, weights)
     images, _ = read_labelled_images(source, label, config.input_size(), spark)
     return config.stage().transform(images).select("label", "features"), config
@@ -155,6 +163,7 @@ def train_classifier(
     started = time.perf_counter()
     if classifier not in CLASSIFIERS:
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
+    check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
     frame, featurizer = _labelled_features(source, label, model, weights, spark)
     frame = frame.cache()
     counts = {row.label: row["count"] for row in frame.groupBy("label").count().collect()}
@@ -169,27 +178,29 @@ def train_classifier(
     stages = ([featurizer.stage()] if featurizer else []) + list(fitted.stages) + [to_label]
     pipeline = PipelineModel(stages=stages)
     confusion, accuracy, precision, recall = _scores(fitted.transform(test), labels)
-    result = TrainResult(str(Path(out).resolve()), classifier, accuracy, labels, precision, recall,
+    result = TrainResult(output_name(out), classifier, accuracy, labels, precision, recall,
                          confusion.tolist(), train.count(), int(confusion.sum()), 0.0)
-    with staged_output(out) as staging:
-        pipeline.write().overwrite().save(str(staging))
-        (staging / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))
+    with staged_output(out, spark) as staging:
+        pipeline.write().overwrite().save(staging.uri)
+        (staging.folder / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))
         result.seconds = time.perf_counter() - started
-        (staging / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2))
+        (staging.folder / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2))
     frame.unpersist()
     return result
 
 
 def load_model(model_dir: str | Path) -> PipelineModel:
-    """A model folder written by ``train``; InputError when it is not one."""
-    folder = Path(model_dir)
-    if not (folder / "metadata").is_dir() or not (folder / "stages").is_dir():
-        raise InputError(
-            f"{model_dir} is not a model folder; expected the folder written by 'deepframes train' "
-            "(with metadata/ and stages/)."
-        )
+    """A model folder written by ``train`` (local, or any Hadoop URI); InputError when it is not one."""
+    if storage.is_local(str(model_dir)):
+        folder = Path(storage.local_path(str(model_dir)))
+        if not (folder / "metadata").is_dir() or not (folder / "stages").is_dir():
+            raise InputError(
+                f"{model_dir} is not a model folder; expected the folder written by 'deepframes train' "
+                "(with metadata/ and stages/)."
+            )
+        model_dir = str(folder.resolve())
     try:
-        return PipelineModel.load(str(folder.resolve()))
+        return PipelineModel.load(str(model_dir))
     except (PySparkException, Py4JError, OSError, ValueError, KeyError) as error:
         raise InputError(f"{model_dir} is not a loadable PipelineModel ({str(error).splitlines()[0]}).") from None
 

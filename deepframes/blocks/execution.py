@@ -6,7 +6,6 @@ Spark ships only the plan; the user's function inside it is loaded once per Pyth
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from ..core.arrays import (
     valid_rows,
 )
 from ..core.batching import rebatch
+from ..core.results import ExecutorError, result_bytes, results_of
 from .functions import BlockFunction, BlockFunctionError
 
 # Partial results combined at once while reducing a partition; bounds driver and worker memory.
@@ -186,7 +186,7 @@ def pair(left: dict, right: dict, plan: BlockPlan, where: str) -> dict[str, np.n
 
 
 def _payload_batch(payload: object) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([pickle.dumps(payload)], pa.binary())], names=["partial"])
+    return pa.RecordBatch.from_arrays([pa.array([result_bytes(payload)], pa.binary())], names=["partial"])
 
 
 def reduce_record_batches(batches: Iterator[pa.RecordBatch], plan: BlockPlan) -> Iterator[pa.RecordBatch]:
@@ -205,20 +205,9 @@ def reduce_record_batches(batches: Iterator[pa.RecordBatch], plan: BlockPlan) ->
         yield _payload_batch(partial)
 
 
-@dataclass(frozen=True)
-class ExecutorError:
-    """An error raised on an executor, carried back to the driver as a result."""
-
-    error: Exception
-
-
 def partial_results(payloads: Sequence[bytes]) -> list[dict[str, np.ndarray]]:
     """Unpickle the partitions' partial results; raise the first executor error among them."""
-    partials = [pickle.loads(payload) for payload in payloads]
-    for partial in partials:
-        if isinstance(partial, ExecutorError):
-            raise partial.error
-    return partials
+    return results_of(payloads)
 
 
 def finish_reduce(partials: Sequence[dict[str, np.ndarray]], plan: BlockPlan) -> dict[str, np.ndarray] | None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
 from typing import Any
 
+from ..core.results import error_in
 from .channel import ChannelServer
 from .errors import RankFailedError, RunMonitor
-from .process import RankOutcome
-from .task import RESULT_SCHEMA, RunConfig, run_barrier_rank
+from .task import RESULT_SCHEMA, RankFailure, RunConfig, run_barrier_rank
 
 logger = logging.getLogger(__name__)
 
@@ -102,23 +101,16 @@ def run_attempt(
     return {row.rank: row.chunk for row in job.rows or []}
 
 
-# How a failed rank's barrier task words its error (task.RankFailure), read back out of Spark's.
-_RANK_FAILURE = re.compile(r"RankFailure: rank (\d+) failed with ([\w.]+): (.*)")
-
-
 def _job_error(error: BaseException, config: RunConfig) -> RankFailedError:
     """The barrier job's error as a RankFailedError; a rank's own failure (reported through Spark
-    when the log channel was not open) keeps its rank, type and traceback."""
-    text = str(error)
-    match = _RANK_FAILURE.search(text)
-    if match is None:
+    when the log channel was not open) comes back whole, as the rank's task pickled it."""
+    failure = error_in(str(error))
+    if not isinstance(failure, RankFailure):
         return RankFailedError(
             f"The barrier job failed before any rank reported an error: {error}",
             rank=None, error_type=type(error).__name__, attempts=config.attempt + 1,
         )
-    traceback = text[match.end():].split("\n\tat ", 1)[0].strip()
-    outcome = RankOutcome(int(match[1]), ok=False, error_type=match[2], message=match[3], traceback=traceback)
-    return RankFailedError.from_outcome(outcome, config.attempt + 1)
+    return RankFailedError.from_outcome(failure.outcome, config.attempt + 1)
 
 
 def _with_channel(config: RunConfig, server: ChannelServer) -> RunConfig:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.results import error_line
 from .channel import ChannelAddress, ChannelClient
 from .cleanup import FolderGuard
 from .context import RankContext
@@ -75,7 +76,18 @@ def context_for(
 
 
 class RankFailure(RuntimeError):
-    """Raised in a barrier task when its rank failed; Spark's error then carries the traceback."""
+    """Raised in a barrier task when its rank failed, so that Spark stops the other ranks.
+
+    Its message ends with the failure itself, pickled (``core.results.error_line``): the driver
+    reads the rank's outcome back from Spark's error without parsing the text around it.
+    """
+
+    def __init__(self, outcome: RankOutcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+    def __str__(self) -> str:
+        return f"{_failure_text(self.outcome)}\n{error_line(self)}"
 
 
 def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]:
@@ -95,7 +107,7 @@ def run_barrier_rank(config: RunConfig, batches: Iterator[Any]) -> Iterator[Any]
         if not outcome.ok:
             if client is not None:
                 client.send(outcome.to_message())
-            raise RankFailure(_failure_text(outcome))
+            raise RankFailure(outcome)
         if outcome.value is not None and (config.return_all or rank == 0):
             yield pa.record_batch(
                 {

@@ -12,6 +12,7 @@ from .reader import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
 from .reader import ImageReadError as ImageReadError
 from .reader import read_images as read_images
 from .schema import IMAGE_STRUCT as IMAGE_STRUCT
+from .stream import stream_images as stream_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -22,6 +23,7 @@ __all__ = [
     "from_numpy",
     "from_pil",
     "read_images",
+    "stream_images",
     "to_numpy",
     "to_pil",
 ]

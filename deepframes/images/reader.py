@@ -353,16 +353,7 @@ def read_images(
     >>> df.groupBy("label").count().orderBy("label").collect()[0]["count"]
     200
     """
-    _check_choice("errors", errors, ERROR_MODES)
-    resample_filter(resample)
-    if not decode and (size is not None or errors != "column" or resample != "bilinear"):
-        raise ValueError(
-            "read_images(decode=False) leaves files encoded, so `size`, `resample` and `errors` "
-            f"cannot apply. Received: size={size!r}, resample={resample!r}, errors={errors!r}. "
-            "Drop them, or decode here with decode=True."
-        )
-    size = _check_size(size)
-    label_fn = label_function(label)
+    config = decode_config("read_images", label, size, resample, errors, decode)
     if num_partitions is not None and (not isinstance(num_partitions, int) or num_partitions < 1):
         raise ValueError(
             "Invalid value received for argument `num_partitions`. Expected a positive integer. "
@@ -395,16 +386,30 @@ def read_images(
         files = files.coalesce(target)
     elif current < target:
         files = files.repartition(target)
-    config = DecodeConfig(size=size, resample=resample, errors=errors, label=label_fn)
-    if not decode:
-        return _encoded(files, config)
-    return files.mapInArrow(
-        functools.partial(decode_partition, config=config), output_schema(label_fn is not None)
-    )
+    return images_of(files, config, decode)
 
 
-def _encoded(files: DataFrame, config: DecodeConfig) -> DataFrame:
-    """``read_images(decode=False)``: the listed files, with labels when asked for."""
+def decode_config(caller: str, label: LabelRule | None, size: int | tuple[int, int] | None, resample: str,
+                  errors: str, decode: bool) -> DecodeConfig:
+    """The checked decoding arguments of ``read_images`` and ``stream_images`` (``caller``)."""
+    _check_choice("errors", errors, ERROR_MODES)
+    resample_filter(resample)
+    if not decode and (size is not None or errors != "column" or resample != "bilinear"):
+        raise ValueError(
+            f"{caller}(decode=False) leaves files encoded, so `size`, `resample` and `errors` "
+            f"cannot apply. Received: size={size!r}, resample={resample!r}, errors={errors!r}. "
+            "Drop them, or decode here with decode=True."
+        )
+    return DecodeConfig(size=_check_size(size), resample=resample, errors=errors, label=label_function(label))
+
+
+def images_of(files: DataFrame, config: DecodeConfig, decode: bool) -> DataFrame:
+    """``(path, content)`` rows (static or streaming) decoded to ``read_images``' columns, or,
+    with ``decode=False``, left encoded with a ``label`` column when asked for."""
+    if decode:
+        return files.mapInArrow(
+            functools.partial(decode_partition, config=config), output_schema(config.label is not None)
+        )
     if config.label is None:
         return files
     schema = StructType(list(files.schema.fields) + [StructField("label", StringType(), True)])

@@ -64,7 +64,8 @@ class ModelFileWriter(MLWriter):
             if isinstance(value, str) and os.path.exists(value):
                 files[name] = (value, os.path.basename(value.rstrip("/")))
         storage.check_file_system(self.sparkSession, path)
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc,
+        # The session, not its SparkContext: a Connect session has none.
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sparkSession,
                                          extraMetadata={"files": {name: base for name, (_, base) in files.items()}})
         for name, (value, base) in files.items():
             storage.copy_to(self.sparkSession, value, storage.join(path, "files", name, base))
@@ -78,7 +79,7 @@ class ModelFileReader(MLReader):
         self.cls = cls
 
     def load(self, path: str) -> Transformer:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
         instance = self.cls()
         DefaultParamsReader.getAndSetParams(instance, metadata)
         instance._resetUid(metadata["uid"])

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import shutil
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.files import digest_named_copy, ship_file, shipped_path
 from ..engines import MODEL_FILES, Engine, TensorInfo, detect_framework, load_engine
 
 # digest -> engine, for as long as the (reused) Python worker lives.
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
 _MAX_ENGINES = 4
-# (application, file) pairs already sent with SparkContext.addFile, which refuses a second time.
-_SHIPPED: set[tuple[str, str]] = set()
 
 
 def file_digest(path: str) -> str:
@@ -54,39 +51,20 @@ class ModelSpec:
         return cls(factory, framework, digest)
 
     def ship(self, spark) -> ModelSpec:
-        """Send the model file to every executor (``SparkContext.addFile``) for real clusters."""
+        """Send the model file to every executor (``SparkContext.addFile``, or a Connect
+        artifact) for real clusters."""
         if callable(self.source) or self.shipped_name:
             return self
-        from ..session import is_connect
-
-        shipped = _shipped_copy(self.source, self.digest)
-        if is_connect(spark):  # no SparkContext: the file goes as a session artifact
-            key = (spark.session_id, shipped)
-            add = functools.partial(spark.addArtifacts, shipped, file=True)
-            if os.path.isdir(shipped):
-                raise ValueError(
-                    f"A model folder ({self.source}) cannot be sent through Spark Connect, which ships "
-                    "single files. Expected a one-file model (.onnx, .keras, .pt, .pt2). Export the "
-                    "model to one file, or use a classic session (deepframes.session(master=...))."
-                )
-        else:
-            context = spark.sparkContext
-            key = (context.applicationId, shipped)
-            add = functools.partial(context.addFile, shipped, recursive=os.path.isdir(shipped))
-        if key not in _SHIPPED:
-            add()
-            _SHIPPED.add(key)
-        return ModelSpec(self.source, self.framework, self.digest, os.path.basename(shipped))
+        shipped = digest_named_copy(self.source, self.digest)
+        what = f"A model folder ({self.source}; a one-file model: .onnx, .keras, .pt, .pt2)"
+        return ModelSpec(self.source, self.framework, self.digest, ship_file(spark, shipped, what))
 
     def _local_source(self) -> str | Callable:
         if callable(self.source) or not self.shipped_name:
             return self.source
-        from pyspark import SparkFiles
-
         # The shipped copy is the file the digest was taken of; the driver's path may be absent
         # on this machine, or hold something else.
-        shipped = SparkFiles.get(self.shipped_name)
-        return shipped if os.path.exists(shipped) else self.source
+        return shipped_path(self.shipped_name, self.source)
 
     def load(self) -> Engine:
         """The engine for this model, loaded at most once per Python worker."""
@@ -135,34 +113,3 @@ def _onnx_signature(path: str) -> tuple[list[TensorInfo], list[TensorInfo]] | No
 
     inputs = [info(value) for value in graph.input if value.name not in initializers]
     return inputs, [info(value) for value in graph.output]
-
-
-def _shipped_copy(path: str, digest: str) -> str:
-    """A hard link (else a copy) of the model named by its digest, so two models called
-    model.onnx never collide, and executors fetching it later get these bytes even when the
-    user's file was moved or rewritten meanwhile."""
-    import tempfile
-
-    folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
-    if os.path.islink(target):  # left by an older version, which linked by name
-        os.unlink(target)
-    if not os.path.exists(target):
-        temporary = f"{target}.{os.getpid()}"
-        if os.path.isdir(path):
-            shutil.copytree(path, temporary, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(path, temporary)
-        try:
-            os.replace(temporary, target)
-        except OSError:  # another process put the same digest there first
-            shutil.rmtree(temporary, ignore_errors=True)
-    return target
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or links not allowed
-        shutil.copy2(source, target)
