@@ -179,13 +179,26 @@ def cmd_predict(args: argparse.Namespace) -> None:
     _emit(args, payload, format_predictions(predictions))
 
 
+def _pixels(text: str) -> int:
+    """``--max-pixels``: a count such as 50000000, or with M/MP for millions (50M, 12.5MP)."""
+    value = text.strip().upper().removesuffix("P")
+    scale = 1_000_000 if value.endswith("M") else 1
+    try:
+        pixels = int(float(value.removesuffix("M")) * scale)
+    except ValueError:
+        pixels = 0
+    if pixels < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels such as 50000000 or 50M, got {text!r}")
+    return pixels
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    import os
     from pathlib import Path
 
     try:
-        import uvicorn
-
         from .serve.app import create_app
+        from .serve.server import ListenError, claim_port, is_loopback, serve
     except ImportError as error:
         raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
     from .serve.local import LocalPipeline
@@ -193,15 +206,28 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
-    pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
-    model_dir = str(Path(args.model_dir).resolve())
-    app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
-    url = f"http://{args.host}:{args.port}/"
-    payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode}
-    _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
-                         f"(API docs: {url}docs). Ctrl-C stops.")
-    sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    token = args.token if args.token is not None else os.environ.get("DEEPFRAMES_TOKEN") or None
+    try:  # before the model loads: a busy port is one line, and nothing has claimed to serve
+        sock = claim_port(args.host, args.port)
+    except ListenError as error:
+        raise CommandError(str(error)) from None
+    with sock:
+        pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
+        model_dir = str(Path(args.model_dir).resolve())
+        app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                         token=token)
+        port = sock.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{port}/"
+        payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode,
+                   "token_required": token is not None}
+        _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
+                             f"(API docs: {url}docs{', token required' if token else ''}). Ctrl-C stops.")
+        if token is None and not is_loopback(args.host):
+            print(f"deepframes serve: warning: listening on {args.host} without a token: anyone who reaches this port "
+                  "can use the API (set DEEPFRAMES_TOKEN, and put HTTPS in front: see the README).", file=sys.stderr)
+        sys.stdout.flush()
+        serve(app, sock)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -326,9 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="a web page and JSON API answering with the top breeds of a photo")
     serve.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on: 0.0.0.0 for every network of this machine (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--max-mb", type=float, default=10, help="upload size limit in MB (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=_pixels, default=50_000_000, metavar="PIXELS",
+                       help="refuse photos with more pixels than this, by their header, before decoding them; "
+                            "50M is a phone camera's largest (default: 50M)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (default: $DEEPFRAMES_TOKEN; "
+                                       "prefer the variable: a command line is visible to other users)")
     _common(serve)
     serve.set_defaults(handler=cmd_serve)
 
