@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -88,8 +89,9 @@ def test_page_shows_a_plain_sentence_for_a_file_that_is_not_an_image(server, bro
 
 
 def test_page_shrinks_a_large_photo_before_sending_it(server, browser, tmp_path):
-    large = tmp_path / "large.png"  # 4000 x 3000: over 10 MB as a PNG of noise, over 1600 px
-    Image.effect_noise((4000, 3000), 64).convert("RGB").save(large)
+    large = tmp_path / "large.jpg"  # 4000 x 3000 of noise: about 14 MB, over the 10 MB limit and 1600 px
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(large, quality=95)
     assert large.stat().st_size > 10 * 1024 * 1024
     page = browser.new_page()
     page.goto(server.url)
