@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from ..apps.novelty import guard_model
 from ..apps.predict import Prediction
 from ..apps.train import load_model
 from ..images import ImageDecodeError
@@ -38,15 +39,18 @@ class LocalPipeline:
 
     mode = "in-process"
 
-    def __init__(self, model_dir: str | Path, spark: SparkSession) -> None:
-        self.function = PipelineFunction(load_model(model_dir))
+    def __init__(self, model_dir: str | Path, spark: SparkSession, reject_threshold: float | None = None) -> None:
+        model = load_model(model_dir)
+        guard_model(model, model_dir, reject_threshold)  # before compiling: the plan copies the threshold
+        self.function = PipelineFunction(model)
         self.labels = list(self.function.labels)
         self._lock = threading.Lock()  # one batch at a time through the loaded network
 
     def predict(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
-        """The ``top`` classes of one encoded image; ``ImageDecodeError`` when it is not an image."""
+        """The ``top`` classes of one encoded image (or "not recognised" and a hint);
+        ``ImageDecodeError`` when it is not an image."""
         with self._lock:
             (answer,) = self.function([content], top=top)
         if answer.error is not None:
             raise ImageDecodeError(answer.error)
-        return Prediction(name, top=answer.top)
+        return Prediction.from_answer(name, answer)
