@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .apps.errors import InputError
+from .inference.novelty import DEFAULT_REJECT_THRESHOLD
 from ._master import MasterUnreachableError
 from .shipping import ShipEnvError
 
@@ -162,18 +163,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_output(args.out)
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
+                              reject_threshold=args.reject_threshold,
                               spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
+    text += _novelty_line(result.novelty)
     _emit(args, result.as_dict(), text)
+
+
+def _novelty_line(rates: dict | None) -> str:
+    if not rates or rates.get("reject_threshold") is None:
+        return ""
+    line = (f"\nNot recognised (--reject-threshold {rates['reject_threshold']:g}): held-out photos accepted "
+            f"{rates['held_out_accepted']:.3f} of {rates['num_held_out']}")
+    if rates.get("non_pets_rejected") is not None:
+        line += f"; non-pet photos rejected {rates['non_pets_rejected']:.3f} of {rates['num_non_pets']}"
+    return line
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .session import session
 
-    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
+    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS),
+                               reject_threshold=args.reject_threshold)
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
@@ -212,7 +226,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ListenError as error:
         raise CommandError(str(error)) from None
     with sock:
-        pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
+        pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET),
+                                 reject_threshold=args.reject_threshold)
         model_dir = str(Path(args.model_dir).resolve())
         app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=args.max_pixels,
                          token=token)
@@ -340,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label", default="filename", help="for images: filename, folder or a regex")
     train.add_argument("--model", default="squeezenet1.1", help="for images: the featurizing network")
     train.add_argument("--weights", help="for images: the network's weights file")
+    train.add_argument("--reject-threshold", type=float, default=DEFAULT_REJECT_THRESHOLD,
+                       help="answer 'not recognised' for photos less typical than this share of held-out training "
+                            "photos; higher rejects more, 0 never (default: %(default)s)")
     _common(train)
     train.set_defaults(handler=cmd_train)
 
@@ -347,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
     predict.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or globs")
     predict.add_argument("--top", type=int, default=3, help="classes per image (default: %(default)s)")
+    predict.add_argument("--reject-threshold", type=float,
+                         help="override the model's 'not recognised' threshold, in [0, 1); 0: never")
     _common(predict)
     predict.set_defaults(handler=cmd_predict)
 
@@ -361,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "50M is a phone camera's largest (default: 50M)")
     serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (default: $DEEPFRAMES_TOKEN; "
                                        "prefer the variable: a command line is visible to other users)")
+    serve.add_argument("--reject-threshold", type=float,
+                       help="override the model's 'not recognised' threshold, in [0, 1); 0: never")
     _common(serve)
     serve.set_defaults(handler=cmd_serve)
 

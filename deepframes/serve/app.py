@@ -51,12 +51,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _answer_json(name: str, answer: Any) -> dict:
-    """The JSON of one photo's answer (a ``PipelineFunction`` ``Answer``)."""
-    result = Prediction(name, top=answer.top).as_dict()
-    for verdict in ("recognised", "hint"):  # the out-of-distribution test's, where the model has one
-        if getattr(answer, verdict, None) is not None:
-            result[verdict] = getattr(answer, verdict)
-    return result
+    """The JSON of one photo's answer (a ``PipelineFunction`` ``Answer``): its breeds, or
+    ``recognised`` false and a ``hint``."""
+    return Prediction.from_answer(name, answer).as_dict()
 
 
 def _check_header(content: bytes, name: str, max_pixels: int) -> int:

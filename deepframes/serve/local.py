@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from ..apps.novelty import guard_model
 from ..apps.predict import Prediction
 from ..apps.train import load_model
 from ..images import ImageDecodeError
@@ -45,8 +46,11 @@ class LocalPipeline:
 
     mode = "in-process"
 
-    def __init__(self, model_dir: str | Path, spark: SparkSession, workers: int | None = None) -> None:
-        self.function = PipelineFunction(load_model(model_dir))
+    def __init__(self, model_dir: str | Path, spark: SparkSession, reject_threshold: float | None = None,
+                 workers: int | None = None) -> None:
+        model = load_model(model_dir)
+        guard_model(model, model_dir, reject_threshold)  # before compiling: the plan copies the threshold
+        self.function = PipelineFunction(model)
         self.labels = list(self.function.labels)
         concurrent = self.function.plan.model.framework == "onnx"  # ONNX Runtime sessions run concurrently
         self.workers = workers or ((os.cpu_count() or 1) if concurrent else 1)
@@ -58,8 +62,9 @@ class LocalPipeline:
             return self.function(photos, top=top)
 
     def predict(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
-        """The ``top`` classes of one encoded image; ``ImageDecodeError`` when it is not an image."""
+        """The ``top`` classes of one encoded image (or "not recognised" and a hint);
+        ``ImageDecodeError`` when it is not an image."""
         (answer,) = self.answers([content], top=top)
         if answer.error is not None:
             raise ImageDecodeError(answer.error)
-        return Prediction(name, top=answer.top)
+        return Prediction.from_answer(name, answer)

@@ -100,3 +100,15 @@ def test_api_accepts_a_png_with_alpha(client):
     buffer = io.BytesIO()
     Image.new("RGBA", (64, 48), (200, 120, 40, 128)).save(buffer, format="PNG")
     assert _upload(client, "x.png", buffer.getvalue(), "image/png").status_code == 200
+
+
+def test_api_answers_not_recognised_with_a_hint_for_a_photo_that_is_no_pet(client, pets_images):
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(buffer, format="PNG")  # a red pixel was "Abyssinian 90.5%"
+    answer = _upload(client, "red.png", buffer.getvalue(), "image/png").json()
+    assert answer["recognised"] is False and answer["predictions"] == []
+    assert sorted(answer["hint"]) == ["Abyssinian", "Bengal", "american_bulldog"]
+    pet = _upload(client, "Bengal_10.jpg", (pets_images / "Bengal_10.jpg").read_bytes()).json()
+    assert pet["recognised"] is True and pet["hint"] == [] and pet["predictions"][0]["label"] == "Bengal"
+    page = client.get("/").text
+    assert "Not recognised" in page and "Hint only, not an answer" in page

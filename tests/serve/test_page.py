@@ -22,13 +22,6 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "i
 TOKEN = "field-team-token"
 
 
-def _ood_ready() -> bool:
-    """Whether the pipeline marks photos it does not recognise (the out-of-distribution test)."""
-    from deepframes.inference import pipeline
-
-    return "recognised" in getattr(pipeline.Answer, "__dataclass_fields__", {})
-
-
 @pytest.fixture(scope="module")
 def server(pets_model):
     served = start_server(pets_model, token=TOKEN)
@@ -60,11 +53,12 @@ def browser(playwright, tmp_path_factory):
 
 def _results_after(page, action, timeout=60_000) -> list[str]:
     """Do ``action`` and wait for the page's answer: the breeds shown, or [] for a message."""
-    page.evaluate("for (const id of ['results', 'error', 'notice']) document.getElementById(id).innerHTML = ''")
+    page.evaluate("document.getElementById('results').innerHTML = document.getElementById('error').textContent = '';"
+                  "document.getElementById('unrecognised').hidden = true")
     action()
     page.wait_for_function(
         "document.querySelectorAll('#results li').length > 0 || document.getElementById('error').textContent"
-        " || document.getElementById('notice').textContent", timeout=timeout)
+        " || !document.getElementById('unrecognised').hidden", timeout=timeout)
     return page.locator("#results li .label").all_inner_texts()
 
 
@@ -117,11 +111,12 @@ def test_page_on_a_phone_same_photo_twice_not_recognised_and_service_down(pets_m
         assert _results_after(page, lambda: page.click("#token-form button"))[0] == "Bengal"
         # The same photo again is answered again.
         assert _results_after(page, lambda: page.set_input_files("#file", photo))[0] == "Bengal"
-        if _ood_ready():
-            car = tmp_path / "not-a-pet.png"
-            Image.linear_gradient("L").resize((640, 480)).convert("RGB").save(car)
-            assert _results_after(page, lambda: page.set_input_files("#file", str(car))) == []
-            assert "not recognised" in page.locator("#notice").inner_text().lower()
+        # A photo of no pet (noise, as tests/apps/test_not_recognised.py uses): "Not recognised".
+        noise = tmp_path / "noise.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(noise)
+        assert _results_after(page, lambda: page.set_input_files("#file", str(noise))) == []
+        assert page.locator("#unrecognised").is_visible()
+        assert "Not recognised" in page.locator("#unrecognised").inner_text()
         # The service stops: the page says so in plain words.
         served.stop()
         assert _results_after(page, lambda: page.set_input_files("#file", photo)) == []
@@ -129,12 +124,6 @@ def test_page_on_a_phone_same_photo_twice_not_recognised_and_service_down(pets_m
     finally:
         phone.close()
         served.stop()
-
-
-@pytest.mark.skipif(_ood_ready(), reason="runs as a step of the phone test once the pipeline marks photos it does not recognise")
-def test_page_not_recognised_step_waits_for_the_ood_branch():
-    pytest.skip("'not recognised' needs the out-of-distribution test (branch ood): the phone test's step for a "
-                "non-pet photo runs once PipelineFunction's Answer has a `recognised` field; remove this test then")
 
 
 def test_busy_port_is_one_line_and_exit_1_before_anything_serves(pets_model, server):
