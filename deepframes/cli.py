@@ -220,7 +220,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
-    token = args.token if args.token is not None else os.environ.get("DEEPFRAMES_TOKEN") or None
+    token = (args.token if args.token is not None else os.environ.get("DEEPFRAMES_TOKEN")) or None  # "": none
     try:  # before the model loads: a busy port is one line, and nothing has claimed to serve
         sock = claim_port(args.host, args.port)
     except ListenError as error:

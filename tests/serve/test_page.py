@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -125,14 +124,3 @@ def test_page_on_a_phone_same_photo_twice_not_recognised_and_service_down(pets_m
         phone.close()
         served.stop()
 
-
-def test_busy_port_is_one_line_and_exit_1_before_anything_serves(pets_model, server):
-    port = server.url.rsplit(":", 1)[1].strip("/")
-    from tests.serve.conftest import DEEPFRAMES
-
-    result = subprocess.run([str(DEEPFRAMES), "serve", str(pets_model), "--port", port], capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 1 and "Serving" not in result.stdout
-    assert result.stderr.strip().splitlines() == [
-        f"deepframes serve: error: port {port} on 127.0.0.1 is already in use by another program: stop it, or "
-        "pick another port with --port."]
