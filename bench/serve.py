@@ -49,9 +49,10 @@ def _free_port() -> int:
 
 def _train_model(folder: Path, master: str) -> None:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepframes.cli", "train", str(PETS / "*_1?.jpg"), "--weights",
-                    str(SQUEEZENET), "--out", str(folder), "--master", master], check=True,
-                   stdout=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "deepframes.cli", "train", str(PETS / "*_1?.jpg"), "--weights",
+                           str(SQUEEZENET), "--out", str(folder), "--master", master], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training the benchmark's model failed:\n{done.stderr[-3000:]}")
     print(f"(trained a model on 30 pets in {time.perf_counter() - started:.0f} s: {folder})", flush=True)
 
 
