@@ -141,3 +141,16 @@ def test_decode_image_shrinks_large_images_before_converting_them(mode):
     full = np.asarray(Image.fromarray(plain.squeeze()).resize((120, 100), Image.BILINEAR), dtype=float)
     assert reduced.shape[:2] == (100, 120)
     assert np.abs(reduced.squeeze() - full).mean() < 3, mode
+
+
+def test_decode_image_turns_a_large_image_shrunk_before_converting():
+    rows, cols = np.mgrid[0:1000, 0:1500]  # smooth, so that box averaging and bilinear agree
+    smooth = np.stack([rows * 255 // 999, cols * 255 // 1499, (rows + cols) * 255 // 2498], axis=-1)
+    picture = Image.fromarray(smooth.astype(np.uint8))  # reduced 3x before it is turned
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise when shown
+    content = encode(picture, "PNG", exif=exif)
+    reduced = decode_image(content, size=(150, 100)).astype(float)
+    turned = Image.fromarray(decode_image(content)).resize((100, 150), Image.BILINEAR)
+    assert reduced.shape == (150, 100, 3)
+    assert np.abs(reduced - np.asarray(turned, dtype=float)).mean() < 3
