@@ -10,11 +10,11 @@ class. A photo whose typicality falls below ``reject_threshold`` is not recognis
 about 1% of photos like the training ones are turned away, and 0 turns the test off.
 
 Measured on SqueezeNet features of the shared pets over 20 random splits (see the README's "Not
-recognised"): 0.01 keeps 99.1% of held-out pets (95.8% at worst; 0.025 keeps 97.5%, 95.0% at
-worst) and rejects 99.2% of the non-pet photos of ``deepframes.apps.nonpets``: noise, solid
-colours, digits, heavily blurred pets and nearly all non-animal photos. The classifier's own top
-probability does not separate them (a red pixel gets 90%), and the normalisation matters (without
-it, noise and digits pass).
+recognised", ``bench/not_recognised.py``): 0.01 keeps 99.1% of held-out pets (95.8% at worst;
+0.025 keeps 97.5%, 95.0% at worst) and rejects 98.8% of the non-pet photos of
+``deepframes.apps.nonpets``: noise, solid colours, digits, heavily blurred pets and nearly all
+non-animal photos. The classifier's own top probability does not separate them (cut where 99% of
+pets pass, it rejects 13%), and the normalisation matters (without it, noise and digits pass).
 """
 
 from __future__ import annotations
