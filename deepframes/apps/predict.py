@@ -78,12 +78,13 @@ class BreedPredictor:
 
     def _predict(self, frame: DataFrame, top: int) -> list[Prediction]:
         stage = pipeline_novelty(self.model)
+        test = stage.novelty_test() if stage is not None else None
         columns = ["path", "probability"] + ([stage.getOutputCol()] if stage is not None else [])
         predictions = []
         for row in self._runner.transform(frame).select(*columns).collect():
             probabilities = row.probability.toArray()
             order = np.argsort(-probabilities)[:top]
-            if stage is not None and not stage.novelty_test().accepts(row[stage.getOutputCol()]):
+            if test is not None and not test.accepts(row[stage.getOutputCol()]):
                 predictions.append(Prediction(row.path, recognised=False, hint=[self.labels[i] for i in order]))
             else:
                 predictions.append(Prediction(row.path, top=[(self.labels[i], float(probabilities[i])) for i in order]))

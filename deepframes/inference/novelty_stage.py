@@ -61,7 +61,7 @@ class NoveltyDetector(Estimator, _NoveltyParams, HasLabelCol, HasSeed):
         The typicality column the fitted model appends (double in (0, 1]).
     rejectThreshold : float
         In [0, 1): photos less typical than this share of held-out training photos are not
-        recognised (0.025: about 2.5% of photos like the training ones; 0: none).
+        recognised (0.01: about 1% of photos like the training ones; 0: none).
     numFolds : int
     seed : int
 
