@@ -24,6 +24,7 @@ bench: setup
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/estimator.py
 	$(BIN)/python bench/not_recognised.py
+	$(BIN)/python bench/serve.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python
