@@ -42,7 +42,9 @@ def claim_port(host: str, port: int) -> socket.socket:
     except socket.gaierror as error:
         raise ListenError(f"cannot listen on {host!r}: no such host name ({error.strerror}); give an address of "
                           "this machine with --host, such as 127.0.0.1 or 0.0.0.0.") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets that say
+    # they are TCP, and with it on every answer waited 40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restarts need no wait
     try:
         sock.bind((host, port))

@@ -33,3 +33,11 @@ def test_serve_busy_port_fails_in_one_line_before_loading_the_model(tmp_path, ca
     assert status == 1 and captured.out == ""
     assert captured.err == (f"deepframes serve: error: port {port} on 127.0.0.1 is already in use by another program: "
                             "stop it, or pick another port with --port.\n")
+
+
+def test_claimed_socket_says_it_is_tcp_so_asyncio_turns_nagle_off():
+    from deepframes.serve.server import claim_port
+
+    # With proto 0, asyncio leaves Nagle's algorithm on and each answer waits 40 ms (delayed ACK).
+    with claim_port("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
