@@ -23,6 +23,8 @@ bench: setup
 	$(BIN)/python bench/study.py
 	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/estimator.py
+	$(BIN)/python bench/not_recognised.py
+	$(BIN)/python bench/serve.py
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python

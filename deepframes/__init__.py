@@ -33,6 +33,7 @@ _EXPORTS = {
     "ImageFeaturizer": ".inference",
     "ImagePredictor": ".inference",
     "ModelTransformer": ".inference",
+    "NoveltyDetector": ".inference",
     "register_udf": ".inference",
     "KerasEstimator": ".training",
     "TorchEstimator": ".training",
@@ -47,7 +48,7 @@ _SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "i
 
 __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
-    "ModelTransformer", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
+    "ModelTransformer", "NoveltyDetector", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
     "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
 ]
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from .inference import ImageFeaturizer as ImageFeaturizer
     from .inference import ImagePredictor as ImagePredictor
     from .inference import ModelTransformer as ModelTransformer
+    from .inference import NoveltyDetector as NoveltyDetector
     from .inference import register_udf as register_udf
     from .training import KerasEstimator as KerasEstimator
     from .training import TorchEstimator as TorchEstimator

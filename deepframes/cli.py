@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .apps.errors import InputError
+from .inference.novelty import DEFAULT_REJECT_THRESHOLD
 from ._master import MasterUnreachableError
 from .shipping import ShipEnvError
 
@@ -162,11 +163,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_output(args.out)
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
+                              reject_threshold=args.reject_threshold,
                               spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
+    text += _novelty_line(result.novelty)
     _emit(args, result.as_dict(), text)
+
+
+def _novelty_line(rates: dict | None) -> str:
+    if not rates or rates.get("reject_threshold") is None:
+        return ""
+    line = (f"\nNot recognised (--reject-threshold {rates['reject_threshold']:g}): held-out photos accepted "
+            f"{rates['held_out_accepted']:.3f} of {rates['num_held_out']}")
+    if rates.get("non_pets_rejected") is not None:
+        line += f"; non-pet photos rejected {rates['non_pets_rejected']:.3f} of {rates['num_non_pets']}"
+    return line
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -178,7 +191,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         return
     if not args.images:
         raise InputError("predict needs IMAGES, or --watch DIR --out DIR to classify photos as they arrive.")
-    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
+    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS),
+                               reject_threshold=args.reject_threshold)
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
@@ -201,18 +215,32 @@ def _watch(args: argparse.Namespace) -> None:
         _progress(f"Watching {args.watch}; predictions go to {args.out}. Ctrl-C stops (run again to resume).")
     result = watch_predictions(args.model_dir, args.watch, args.out, top=args.top, once=args.once,
                                output_format=args.format, max_files_per_trigger=args.max_files_per_batch,
+                               reject_threshold=args.reject_threshold,
                                spark=spark, progress=_progress)
     _emit(args, result.as_dict(), f"Predicted {result.num_photos} photos in {result.num_batches} batches "
                                   f"({result.seconds:.1f} s); predictions in {result.out}")
 
 
+def _pixels(text: str) -> int:
+    """``--max-pixels``: a count such as 50000000, or with M/MP for millions (50M, 12.5MP)."""
+    value = text.strip().upper().removesuffix("P")
+    scale = 1_000_000 if value.endswith("M") else 1
+    try:
+        pixels = int(float(value.removesuffix("M")) * scale)
+    except ValueError:
+        pixels = 0
+    if pixels < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels such as 50000000 or 50M, got {text!r}")
+    return pixels
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    import os
     from pathlib import Path
 
     try:
-        import uvicorn
-
         from .serve.app import create_app
+        from .serve.server import ListenError, claim_port, is_loopback, serve
     except ImportError as error:
         raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
     from .serve.local import LocalPipeline
@@ -220,15 +248,29 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
-    pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET))
-    model_dir = str(Path(args.model_dir).resolve())
-    app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024))
-    url = f"http://{args.host}:{args.port}/"
-    payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode}
-    _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
-                         f"(API docs: {url}docs). Ctrl-C stops.")
-    sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    token = (args.token if args.token is not None else os.environ.get("DEEPFRAMES_TOKEN")) or None  # "": none
+    try:  # before the model loads: a busy port is one line, and nothing has claimed to serve
+        sock = claim_port(args.host, args.port)
+    except ListenError as error:
+        raise CommandError(str(error)) from None
+    with sock:
+        pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET),
+                                 reject_threshold=args.reject_threshold)
+        model_dir = str(Path(args.model_dir).resolve())
+        app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                         token=token)
+        port = sock.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{port}/"
+        payload = {"url": url, "model": model_dir, "labels": pipeline.labels, "mode": pipeline.mode,
+                   "token_required": token is not None}
+        _emit(args, payload, f"Serving {model_dir} ({len(pipeline.labels)} classes, {pipeline.mode}) at {url} "
+                             f"(API docs: {url}docs{', token required' if token else ''}). Ctrl-C stops.")
+        if token is None and not is_loopback(args.host):
+            print(f"deepframes serve: warning: listening on {args.host} without a token: anyone who reaches this port "
+                  "can use the API (set DEEPFRAMES_TOKEN, and put HTTPS in front: see the README).", file=sys.stderr)
+        sys.stdout.flush()
+        serve(app, sock)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -341,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label", default="filename", help="for images: filename, folder or a regex")
     train.add_argument("--model", default="squeezenet1.1", help="for images: the featurizing network")
     train.add_argument("--weights", help="for images: the network's weights file")
+    train.add_argument("--reject-threshold", type=float, default=DEFAULT_REJECT_THRESHOLD,
+                       help="answer 'not recognised' for photos less typical than this share of held-out training "
+                            "photos; higher rejects more, 0 never (default: %(default)s)")
     _common(train)
     train.set_defaults(handler=cmd_train)
 
@@ -356,14 +401,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["json", "parquet"], default="json",
                          help="with --watch: output files (default: %(default)s)")
     predict.add_argument("--max-files-per-batch", type=int, metavar="N", help="with --watch: photos per batch at most")
+    predict.add_argument("--reject-threshold", type=float,
+                         help="override the model's 'not recognised' threshold, in [0, 1); 0: never")
     _common(predict)
     predict.set_defaults(handler=cmd_predict)
 
     serve = commands.add_parser("serve", help="a web page and JSON API answering with the top breeds of a photo")
     serve.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by 'deepframes train'")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on: 0.0.0.0 for every network of this machine (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--max-mb", type=float, default=10, help="upload size limit in MB (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=_pixels, default=50_000_000, metavar="PIXELS",
+                       help="refuse photos with more pixels than this, by their header, before decoding them; "
+                            "50M is a phone camera's largest (default: 50M)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (default: $DEEPFRAMES_TOKEN; "
+                                       "prefer the variable: a command line is visible to other users)")
+    serve.add_argument("--reject-threshold", type=float,
+                       help="override the model's 'not recognised' threshold, in [0, 1); 0: never")
     _common(serve)
     serve.set_defaults(handler=cmd_serve)
 

@@ -1,4 +1,5 @@
-"""Breed predictions from a saved model: top classes with probabilities, for files or uploaded bytes."""
+"""Breed predictions from a saved model: top classes with probabilities, for files or uploaded bytes;
+"not recognised", with the nearest breeds as a hint, for photos unlike every breed."""
 
 from __future__ import annotations
 
@@ -13,21 +14,32 @@ from pyspark.sql import DataFrame, SparkSession
 from ..models import zoo
 from ..images import ImageDecodeError, read_images
 from ..inference import ImageFeaturizer
-from ..inference.pipeline import PipelineFunction
+from ..inference.pipeline import Answer, PipelineFunction, pipeline_novelty
 from .errors import InputError
+from .novelty import guard_model
 from .train import load_model, model_labels
 
 
 @dataclass
 class Prediction:
-    """The most probable classes of one image, or why it could not be read."""
+    """The most probable classes of one image, or why it could not be read.
+
+    A photo the model does not recognise has ``recognised`` False, no ``top``, and the breeds the
+    classifier leans to in ``hint`` (a hint, not an answer).
+    """
 
     path: str
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
+    recognised: bool = True
+    hint: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_answer(cls, path: str, answer: Answer) -> Prediction:
+        return cls(path, top=answer.top, error=answer.error, recognised=answer.recognised, hint=answer.hint)
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "error": self.error,
+        return {"path": self.path, "error": self.error, "recognised": self.recognised, "hint": self.hint,
                 "predictions": [{"label": label, "probability": round(p, 6)} for label, p in self.top]}
 
 
@@ -47,8 +59,9 @@ class BreedPredictor:
     ['Bengal']
     """
 
-    def __init__(self, model_dir: str | Path, spark: SparkSession) -> None:
+    def __init__(self, model_dir: str | Path, spark: SparkSession, reject_threshold: float | None = None) -> None:
         self.model: PipelineModel = load_model(model_dir)
+        guard_model(self.model, model_dir, reject_threshold)
         self.spark = spark
         self.labels = model_labels(self.model)
         featurizers = [stage for stage in self.model.stages if isinstance(stage, ImageFeaturizer)]
@@ -63,13 +76,19 @@ class BreedPredictor:
             stages=[stage for stage in self.model.stages if not isinstance(stage, StringIndexerModel)])
         self._function: PipelineFunction | None = None
 
-    def _top(self, frame: DataFrame, top: int) -> dict[str, list[tuple[str, float]]]:
-        answers = {}
-        for row in self._runner.transform(frame).select("path", "probability").collect():
+    def _predict(self, frame: DataFrame, top: int) -> list[Prediction]:
+        stage = pipeline_novelty(self.model)
+        test = stage.novelty_test() if stage is not None else None
+        columns = ["path", "probability"] + ([stage.getOutputCol()] if stage is not None else [])
+        predictions = []
+        for row in self._runner.transform(frame).select(*columns).collect():
             probabilities = row.probability.toArray()
             order = np.argsort(-probabilities)[:top]
-            answers[row.path] = [(self.labels[i], float(probabilities[i])) for i in order]
-        return answers
+            if test is not None and not test.accepts(row[stage.getOutputCol()]):
+                predictions.append(Prediction(row.path, recognised=False, hint=[self.labels[i] for i in order]))
+            else:
+                predictions.append(Prediction(row.path, top=[(self.labels[i], float(probabilities[i])) for i in order]))
+        return predictions
 
     def predict_paths(self, paths: list[str], top: int = 3) -> list[Prediction]:
         """Predictions for image files (folders and globs too), in path order."""
@@ -81,9 +100,8 @@ class BreedPredictor:
             raise InputError(str(error)) from None
         failed = {row.path: row.error for row in images.where("error IS NOT NULL").select("path", "error").collect()}
         decoded = images.where("error IS NULL")
-        answers = self._top(decoded, top) if len(failed) < images.count() else {}
+        results = self._predict(decoded, top) if len(failed) < images.count() else []
         images.unpersist()
-        results = [Prediction(path, top=answer) for path, answer in answers.items()]
         results += [Prediction(path, error=error) for path, error in failed.items()]
         if not results:
             raise InputError(f"No image files found in {paths}; expected jpg, png, gif, bmp, tiff or webp files.")
@@ -97,20 +115,26 @@ class BreedPredictor:
         (answer,) = self._function([content], top=top)
         if answer.error is not None:
             raise ImageDecodeError(answer.error)
-        return Prediction(name, top=answer.top)
+        return Prediction.from_answer(name, answer)
 
 
 def format_predictions(predictions: list[Prediction]) -> str:
-    """A text table: one line per image with its top classes.
+    """A text table: one line per image with its top classes, or "not recognised" and a hint.
 
-    >>> print(format_predictions([Prediction("a.jpg", [("Bengal", 0.91), ("Abyssinian", 0.09)])]))
+    >>> print(format_predictions([Prediction("a.jpg", [("Bengal", 0.91), ("Abyssinian", 0.09)]),
+    ...                           Prediction("b.png", recognised=False, hint=["Bengal", "Abyssinian"])]))
     a.jpg  Bengal 0.910  Abyssinian 0.090
+    b.png  not recognised (hint, nearest: Bengal, Abyssinian)
     """
     width = max(len(Path(p.path).name) for p in predictions)
     lines = []
     for prediction in predictions:
         name = Path(prediction.path).name
-        answer = prediction.error and f"error: {prediction.error}" or "  ".join(
-            f"{label} {probability:.3f}" for label, probability in prediction.top)
+        if prediction.error:
+            answer = f"error: {prediction.error}"
+        elif not prediction.recognised:
+            answer = f"not recognised (hint, nearest: {', '.join(prediction.hint)})"
+        else:
+            answer = "  ".join(f"{label} {probability:.3f}" for label, probability in prediction.top)
         lines.append(f"{name:<{width}}  {answer}")
     return "\n".join(lines)

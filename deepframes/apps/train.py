@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from .. import storage
+from ..inference.novelty import DEFAULT_REJECT_THRESHOLD
 from .errors import InputError, check_classes
 from .featurize import (
     SIDECAR,
@@ -34,6 +35,7 @@ from .featurize import (
     read_featurizer,
     read_labelled_images,
 )
+from .novelty import check_threshold, fit_novelty, novelty_rates
 from .outputs import check_output, is_uri_file, staged_output
 from .report import plot_confusion
 
@@ -58,6 +60,7 @@ class TrainResult:
     num_train: int
     num_test: int
     seconds: float
+    novelty: dict | None = None  # the "not recognised" test's rates (see apps/novelty.py)
 
     def as_dict(self) -> dict:
         result = dict(self.__dict__)
@@ -109,10 +112,14 @@ def _labelled_features(source: str, label: str, model: str, weights: str | None,
         frame = features_frame(source, spark)
         if not isinstance(frame.schema["features"].dataType, VectorUDT):
             frame = frame.withColumn("features", array_to_vector("features"))
-        return frame.select("label", "features"), read_featurizer(source, spark)
+        return frame.select("label", "features", *_path(frame)), read_featurizer(source, spark)
     config = check_featurizer(model, weights)
     images, _ = read_labelled_images(source, label, config.input_size(), spark)
-    return config.stage().transform(images).select("label", "features"), config
+    return config.stage().transform(images).select("label", "features", *_path(images)), config
+
+
+def _path(frame: DataFrame) -> list[str]:
+    return ["path"] if "path" in frame.columns else []  # the held-out photos, blurred, are non-pets
 
 
 def _classifier(name: str, num_features: int, num_classes: int, seed: int):
@@ -144,12 +151,15 @@ def train_classifier(
     label: str = "filename",
     model: str = "squeezenet1.1",
     weights: str | None = None,
+    reject_threshold: float = DEFAULT_REJECT_THRESHOLD,
     spark: SparkSession,
 ) -> TrainResult:
     """Train on ``source`` (a features file, or images with ``model``/``weights``) and save to ``out``.
 
     The held-out scores and the confusion matrix (``confusion_matrix.png``, ``metrics.json``) are
-    saved in ``out`` beside the pipeline.
+    saved in ``out`` beside the pipeline. The pipeline carries an out-of-distribution test fitted
+    on the training split (``NoveltyModel``, ``reject_threshold``: see ``apps/novelty.py``), so
+    photos unlike every class are answered "not recognised"; ``metrics.json`` records its rates.
 
     Examples
     --------
@@ -161,6 +171,7 @@ def train_classifier(
     (['Abyssinian', 'Bengal'], 4)
     """
     started = time.perf_counter()
+    check_threshold(reject_threshold)
     if classifier not in CLASSIFIERS:
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
     check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
@@ -175,11 +186,15 @@ def train_classifier(
     fitted = Pipeline(stages=[indexer, head]).fit(train)
     labels = list(fitted.stages[0].labels)
     to_label = IndexToString(inputCol="prediction", outputCol="predicted_label", labels=labels)
-    stages = ([featurizer.stage()] if featurizer else []) + list(fitted.stages) + [to_label]
+    num_train = train.count()
+    novelty = fit_novelty(train, num_train, reject_threshold, seed)
+    stages = ([featurizer.stage()] if featurizer else []) + ([novelty] if novelty else []) + list(fitted.stages)
+    stages.append(to_label)
     pipeline = PipelineModel(stages=stages)
     confusion, accuracy, precision, recall = _scores(fitted.transform(test), labels)
     result = TrainResult(output_name(out), classifier, accuracy, labels, precision, recall,
-                         confusion.tolist(), train.count(), int(confusion.sum()), 0.0)
+                         confusion.tolist(), num_train, int(confusion.sum()), 0.0)
+    result.novelty = novelty_rates(pipeline, novelty, test, spark)
     with staged_output(out, spark) as staging:
         pipeline.write().overwrite().save(staging.uri)
         (staging.folder / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))

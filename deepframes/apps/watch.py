@@ -27,6 +27,7 @@ from ..images.stream import stream_images
 from ..inference.pipeline import compile_pipeline
 from ..inference.stage import apply_plan
 from .errors import InputError
+from .novelty import guard_model
 from .train import load_model
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def watch_predictions(
     once: bool = False,
     output_format: str = "json",
     max_files_per_trigger: int | None = None,
+    reject_threshold: float | None = None,
     spark: SparkSession,
     progress: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
@@ -186,6 +188,9 @@ def watch_predictions(
     output_format : {"json", "parquet"}
     max_files_per_trigger : int, optional
         At most this many photos per batch.
+    reject_threshold : float, optional
+        Overrides the model's "not recognised" threshold (``--reject-threshold``); a photo not
+        recognised gets nulls, as one that cannot be decoded.
     spark : SparkSession
         A classic or Spark Connect session.
     progress : callable, optional
@@ -205,6 +210,7 @@ def watch_predictions(
     if not _exists(spark, folder):
         raise InputError(f"--watch folder {folder} does not exist; expected a folder to watch. Create it first.")
     model = load_model(model_dir)
+    guard_model(model, model_dir, reject_threshold)
     try:
         photos = stream_images(folder, decode=False, max_files_per_trigger=max_files_per_trigger, spark=spark)
     except ValueError as error:

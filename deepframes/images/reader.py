@@ -65,6 +65,7 @@ class DecodeConfig:
     resample: str
     errors: str
     label: Callable[[str], object] | None
+    max_pixels: int | None = None
 
 
 class _BatchBuilder:
@@ -147,7 +148,7 @@ def decode_partition(
         contents = batch.column("content")
         for index, path in enumerate(paths):
             try:
-                pixels = decode_image(contents[index].as_py(), config.size, config.resample)
+                pixels = decode_image(contents[index].as_py(), config.size, config.resample, config.max_pixels)
                 fields, error = pixels_to_struct_fields(pixels), None
             except ImageDecodeError as decode_error:
                 fields, error = None, str(decode_error)
@@ -296,6 +297,7 @@ def read_images(
     extensions: Sequence[str] | None = IMAGE_EXTENSIONS,
     num_partitions: int | None = None,
     decode: bool = True,
+    max_pixels: int | None = None,
     spark: SparkSession | None = None,
 ) -> DataFrame:
     """Read image files into a DataFrame with an image struct column.
@@ -328,7 +330,14 @@ def read_images(
         False leaves the files encoded, in a binary ``content`` column, for a stage that decodes
         them itself straight to its model's size (``ImageFeaturizer``, ``ImagePredictor``): the
         fastest way to featurize, as the pixels never travel back through the JVM. ``size``,
-        ``resample`` and ``errors`` apply to decoding and must keep their defaults then.
+        ``resample``, ``errors`` and ``max_pixels`` apply to decoding and must keep their
+        defaults then.
+    max_pixels : int, optional
+        Files whose header declares more pixels than this are not decoded: like any unreadable
+        file they follow ``errors`` (by default a row with a null ``image`` and ``error``
+        starting "image too large"). Bounds each task's memory: decoding takes up to 4 bytes
+        per pixel (200 MB at 50 million) before ``size`` shrinks the image. None: only
+        Pillow's decompression-bomb limit (about 179 million pixels) applies.
     spark : SparkSession, optional
         Defaults to the active session, or ``deepframes.session()``.
 
@@ -353,7 +362,7 @@ def read_images(
     >>> df.groupBy("label").count().orderBy("label").collect()[0]["count"]
     200
     """
-    config = decode_config("read_images", label, size, resample, errors, decode)
+    config = decode_config("read_images", label, size, resample, errors, decode, max_pixels)
     if num_partitions is not None and (not isinstance(num_partitions, int) or num_partitions < 1):
         raise ValueError(
             "Invalid value received for argument `num_partitions`. Expected a positive integer. "
@@ -390,17 +399,23 @@ def read_images(
 
 
 def decode_config(caller: str, label: LabelRule | None, size: int | tuple[int, int] | None, resample: str,
-                  errors: str, decode: bool) -> DecodeConfig:
+                  errors: str, decode: bool, max_pixels: int | None = None) -> DecodeConfig:
     """The checked decoding arguments of ``read_images`` and ``stream_images`` (``caller``)."""
     _check_choice("errors", errors, ERROR_MODES)
     resample_filter(resample)
-    if not decode and (size is not None or errors != "column" or resample != "bilinear"):
+    if not decode and (size is not None or errors != "column" or resample != "bilinear" or max_pixels is not None):
         raise ValueError(
-            f"{caller}(decode=False) leaves files encoded, so `size`, `resample` and `errors` "
-            f"cannot apply. Received: size={size!r}, resample={resample!r}, errors={errors!r}. "
-            "Drop them, or decode here with decode=True."
+            f"{caller}(decode=False) leaves files encoded, so `size`, `resample`, `errors` and `max_pixels` "
+            f"cannot apply. Received: size={size!r}, resample={resample!r}, errors={errors!r}, "
+            f"max_pixels={max_pixels!r}. Drop them, or decode here with decode=True."
         )
-    return DecodeConfig(size=_check_size(size), resample=resample, errors=errors, label=label_function(label))
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ValueError(
+            "Invalid value received for argument `max_pixels`. Expected a positive integer (or None). "
+            f"Received: max_pixels={max_pixels!r}"
+        )
+    return DecodeConfig(size=_check_size(size), resample=resample, errors=errors, label=label_function(label),
+                        max_pixels=max_pixels)
 
 
 def images_of(files: DataFrame, config: DecodeConfig, decode: bool) -> DataFrame:

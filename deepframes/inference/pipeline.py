@@ -2,15 +2,18 @@
 -> classifier -> [IndexToString]`` PipelineModel, turned into one batch function.
 
 The result is an ``InferencePlan``: the network, then the classifier as a NumPy head (logistic
-regression, linear SVM or multilayer perceptron), then the labels. SQL functions run it in an
+regression, linear SVM or multilayer perceptron), then the labels; with the pipeline's
+``NoveltyModel`` (what ``deepframes train`` fits), the out-of-distribution test on the features
+too, so photos unlike the training ones get no label. SQL functions run it in an
 Arrow UDF, and ``PipelineFunction`` runs it in-process on encoded photos (the web service and
 ``predict``), so no answer needs a Spark job and every caller gets the same answer.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -24,10 +27,13 @@ from pyspark.ml.feature import IndexToString, StringIndexerModel
 
 from .heads import Classifier, Head, LinearHead, MLPHead
 from .images import ImageFeaturizer, ImagePredictor
-from .runner import InferencePlan, TopK, model_outputs, prepare
+from .novelty_stage import NoveltyModel
+from .runner import InferencePlan, TopK, classify, prepare
 from .transformer import ModelTransformer
 
-SUPPORTED = ("ImageFeaturizer -> [StringIndexer] -> LogisticRegression, LinearSVC or "
+logger = logging.getLogger(__name__)
+
+SUPPORTED = ("ImageFeaturizer -> [NoveltyModel] -> [StringIndexer] -> LogisticRegression, LinearSVC or "
              "MultilayerPerceptronClassifier -> [IndexToString]")
 _CLASSIFIERS = (LogisticRegressionModel, LinearSVCModel, MultilayerPerceptronClassificationModel)
 
@@ -59,7 +65,8 @@ def pipeline_classifier(model: PipelineModel) -> tuple[ImageFeaturizer, Classifi
     stages = list(model.stages)
     featurizers = [stage for stage in stages if isinstance(stage, ImageFeaturizer)]
     classifiers = [stage for stage in stages if isinstance(stage, _CLASSIFIERS)]
-    others = [stage for stage in stages if not isinstance(stage, (ImageFeaturizer, StringIndexerModel, IndexToString, *_CLASSIFIERS))]
+    others = [stage for stage in stages
+              if not isinstance(stage, (ImageFeaturizer, NoveltyModel, StringIndexerModel, IndexToString, *_CLASSIFIERS))]
     if len(featurizers) != 1 or len(classifiers) != 1 or others:
         names = [type(stage).__name__ for stage in stages]
         raise TypeError(f"Supported pipelines are {SUPPORTED}; this one is {names}.")
@@ -72,6 +79,21 @@ def pipeline_classifier(model: PipelineModel) -> tuple[ImageFeaturizer, Classifi
     return featurizer, Classifier(head_of(classifier), _labels(stages, classifier))
 
 
+def pipeline_novelty(model: PipelineModel) -> NoveltyModel | None:
+    """The out-of-distribution test of a fitted image pipeline (None: it has none), checked to read
+    the featurizer's output."""
+    tests = [stage for stage in model.stages if isinstance(stage, NoveltyModel)]
+    if not tests:
+        return None
+    featurizer, _ = pipeline_classifier(model)
+    if len(tests) > 1 or tests[0].getFeaturesCol() != featurizer.getOutputCol():
+        raise ValueError(
+            f"A pipeline takes one NoveltyModel reading the featurizer's output {featurizer.getOutputCol()!r}; "
+            f"this one has {len(tests)} reading {[test.getFeaturesCol() for test in tests]}."
+        )
+    return tests[0]
+
+
 def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
     """The batch plan of a model stage or a fitted image pipeline.
 
@@ -82,8 +104,12 @@ def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
     if isinstance(model, PipelineModel):
         featurizer, classifier = pipeline_classifier(model)
         probabilistic = getattr(classifier.head, "probabilistic", True)
+        novelty = pipeline_novelty(model)
+        if novelty is None:
+            logger.info("The pipeline has no NoveltyModel (out-of-distribution test): every photo gets a label.")
         return replace(featurizer.inference_plan(), head=classifier.head,
-                       top_k=TopK(top, classifier.labels, label_only=top == 1, probabilities=probabilistic))
+                       top_k=TopK(top, classifier.labels, label_only=top == 1, probabilities=probabilistic),
+                       novelty=novelty.novelty_test() if novelty is not None else None)
     if isinstance(model, ImagePredictor):
         plan = model.inference_plan()
         return replace(plan, top_k=replace(plan.top_k, k=top, label_only=top == 1))
@@ -97,10 +123,18 @@ def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
 
 @dataclass
 class Answer:
-    """One photo's classes, best first, as ``(label, score)``; or why it could not be read."""
+    """One photo's classes, best first, as ``(label, score)``; or why it could not be read.
+
+    A photo the pipeline's out-of-distribution test does not recognise has ``recognised`` False,
+    no ``top``, and in ``hint`` the labels the classifier leans to, best first: a hint, not an
+    answer. ``typicality`` is the test's score (None without a test).
+    """
 
     top: list[tuple[str, float | None]]
     error: str | None = None
+    recognised: bool = True
+    hint: list[str] = field(default_factory=list)
+    typicality: float | None = None
 
 
 class PipelineFunction:
@@ -131,33 +165,44 @@ class PipelineFunction:
             raise TypeError(f"PipelineFunction classifies photos: give it a fitted pipeline ({SUPPORTED}) or an ImagePredictor.")
         self.labels = self.plan.top_k.labels
 
-    def scores(self, photos: Sequence[bytes]) -> tuple[np.ndarray, list[str | None]]:
-        """``(scores, errors)``: one row of class scores per photo that decoded (in order), and
-        per photo the reason it did not (None when it did)."""
+    def scores(self, photos: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
+        """``(scores, typicality, errors)``: one row of class scores per photo that decoded (in
+        order), their typicality (None without an out-of-distribution test), and per photo the
+        reason it did not decode (None when it did)."""
         column = pa.array(list(photos), pa.binary())
         batch = pa.RecordBatch.from_arrays([column], names=[self.plan.inputs[0].column])
         prepared = prepare(batch, self.plan)
         errors = [prepared.failures.get(index) for index in range(len(photos))]
         if prepared.num_rows == 0:
-            return np.zeros((0, len(self.labels))), errors
-        (scores,) = model_outputs(prepared.feeds, self.plan, prepared.num_rows)
+            return np.zeros((0, len(self.labels))), None if self.plan.novelty is None else np.zeros(0), errors
+        scores, typicality = classify(prepared.feeds, self.plan, prepared.num_rows)
         self.plan.top_k.check(scores.shape[1])
-        return scores, errors
+        return scores, typicality, errors
 
     def __call__(self, photos: Sequence[bytes], top: int = 3) -> list[Answer]:
-        """The ``top`` classes of each photo, best first."""
-        scores, errors = self.scores(photos)
+        """The ``top`` classes of each photo, best first; for a photo not recognised, the ``top``
+        labels as a hint."""
+        scores, typicality, errors = self.scores(photos)
+        novelty = self.plan.novelty
+        recognised = iter(novelty.accepts(typicality) if novelty is not None else [True] * len(scores))
+        typical = iter(typicality if typicality is not None else [None] * len(scores))
         rows = iter(scores)
         answers = []
         for error in errors:
             if error is not None:
                 answers.append(Answer([], error))
                 continue
-            row = next(rows)
+            row, known, score = next(rows), bool(next(recognised)), next(typical)
             order = np.argsort(-row, kind="stable")[:top]
+            score = None if score is None else float(score)
+            if not known:
+                answers.append(Answer([], recognised=False, hint=[self.labels[i] for i in order], typicality=score))
+                continue
             probability = self.plan.top_k.probabilities
-            answers.append(Answer([(self.labels[i], float(row[i]) if probability else None) for i in order]))
+            answers.append(Answer([(self.labels[i], float(row[i]) if probability else None) for i in order],
+                                  typicality=score))
         return answers
 
 
-__all__ = ["Answer", "PipelineFunction", "SUPPORTED", "compile_pipeline", "head_of", "pipeline_classifier"]
+__all__ = ["Answer", "PipelineFunction", "SUPPORTED", "compile_pipeline", "head_of", "pipeline_classifier",
+           "pipeline_novelty"]

@@ -5,7 +5,8 @@ while the model runs the current one.
 so only the input columns travel to Python; rows carry over between Arrow batches so every model
 batch has ``batch_size`` rows (the last of a partition may have fewer). A plan may end in a
 classifier head (features -> class scores) and a top-k step (scores -> labels): that is how a
-whole fitted pipeline runs in one batch.
+whole fitted pipeline runs in one batch. A pipeline with an out-of-distribution test
+(``novelty.py``) leaves the rows it does not recognise without a label (null).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..core.udf import OutputColumn
 from ..models.presets import ImagePreset, is_encoded_files, is_image_struct
 from ..models.spec import ModelSpec
 from .heads import Head
+from .novelty import NoveltyTest
 
 PREDICTION_TYPE = pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
 PREDICTION_SPARK_TYPE = ArrayType(
@@ -83,15 +85,17 @@ class TopK:
                 "Give one label per class (labels=[...] or a labels file)."
             )
 
-    def apply(self, scores: np.ndarray) -> pa.Array:
+    def apply(self, scores: np.ndarray, recognised: np.ndarray | None = None) -> pa.Array:
+        """The labels of each row; null for the rows ``recognised`` marks False."""
         self.check(scores.shape[1])
         best = np.argsort(-scores, axis=1, kind="stable")[:, :min(self.k, scores.shape[1])]
+        known = np.ones(len(scores), dtype=bool) if recognised is None else recognised
         if self.label_only:
-            return pa.array([self.labels[order[0]] for order in best], pa.string())
+            return pa.array([self.labels[order[0]] if ok else None for order, ok in zip(best, known)], pa.string())
         rows = [
             [{"label": self.labels[index], "probability": float(row[index]) if self.probabilities else None}
-             for index in order]
-            for row, order in zip(scores, best)
+             for index in order] if ok else None
+            for row, order, ok in zip(scores, best, known)
         ]
         return pa.array(rows, type=PREDICTION_TYPE)
 
@@ -107,6 +111,7 @@ class InferencePlan:
     batch_size: int
     head: Head | None = None
     top_k: TopK | None = None
+    novelty: NoveltyTest | None = None  # on the head's input features: which rows get no label
     preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # on each model-ready input batch
 
     def output_columns(self) -> list[OutputColumn]:
@@ -172,9 +177,8 @@ def _narrow(valid: np.ndarray | None, kept: np.ndarray, num_rows: int) -> np.nda
     return narrowed
 
 
-def model_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
-    """Run the model on one prepared batch; the plan's outputs, each with ``num_rows`` rows, after
-    the head (class scores) when the plan has one."""
+def network_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
+    """Run the model on one prepared batch; the plan's outputs, each with ``num_rows`` rows."""
     results = plan.model.load().run(feeds)
     values = []
     for binding in plan.outputs:
@@ -190,14 +194,32 @@ def model_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: i
                 f"Model output {name!r} has shape {list(value.shape)} for a batch of {num_rows} rows; "
                 "the model must keep the batch as its first dimension."
             )
-        values.append(plan.head.scores(value) if plan.head is not None else value)
+        values.append(value)
     return values
+
+
+def model_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
+    """The plan's outputs after the head (class scores) when the plan has one."""
+    return [plan.head.scores(value) if plan.head is not None else value
+            for value in network_outputs(feeds, plan, num_rows)]
+
+
+def classify(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A classifying plan's ``(scores, typicality)`` for one prepared batch: class scores per row,
+    and how typical each row's features are of the training photos (None without a novelty test)."""
+    (features,) = network_outputs(feeds, plan, num_rows)
+    typicality = plan.novelty.typicality(features) if plan.novelty is not None else None
+    return (plan.head.scores(features) if plan.head is not None else features), typicality
 
 
 def run_prepared(prepared: PreparedBatch, plan: InferencePlan, total_rows: int) -> list[pa.Array]:
     """Run the model on a prepared batch; outputs put back in row order with nulls where needed."""
     if prepared.num_rows == 0:
         return [pa.nulls(total_rows, plan._arrow_type(binding)) for binding in plan.outputs]
+    if plan.novelty is not None:
+        scores, typicality = classify(prepared.feeds, plan, prepared.num_rows)
+        recognised = plan.novelty.accepts(typicality)
+        return [scatter_rows(plan.top_k.apply(scores, recognised), prepared.valid)]
     columns = []
     for binding, values in zip(plan.outputs, model_outputs(prepared.feeds, plan, prepared.num_rows)):
         if plan.top_k is not None:
@@ -221,4 +243,4 @@ def infer_compute(batches: Iterator[pa.RecordBatch], plan: InferencePlan) -> Ite
         yield run_prepared(prepared, plan, block.num_rows)
 
 
-__all__ = ["InferencePlan", "InputBinding", "OutputBinding", "TopK", "infer_compute", "prepare"]
+__all__ = ["InferencePlan", "InputBinding", "OutputBinding", "TopK", "classify", "infer_compute", "prepare"]

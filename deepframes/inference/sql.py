@@ -32,6 +32,13 @@ def register_udf(
     arguments follow the stage's input columns. The whole pipeline runs in one Python batch:
     network, classifier and labels, exactly as ``transform`` computes them.
 
+    A pipeline trained by ``deepframes train`` carries an out-of-distribution test (a
+    ``NoveltyModel`` stage): for a photo it does not recognise (noise, a blank image, something
+    that is no class it was trained on), the function returns NULL rather than inventing a
+    label, as for an unreadable photo. Count them with ``COUNT(*) - COUNT(label)``; change how
+    strict the test is with the stage's ``setRejectThreshold`` before registering (0: every
+    photo gets a label).
+
     Parameters
     ----------
     spark : SparkSession

@@ -20,7 +20,8 @@ def test_train_on_features_scores_and_saves_a_pipeline_with_the_featurizer(pets_
     assert result["num_test"] == 120 and sum(map(sum, result["confusion"])) == 120
     assert (pets_model / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     stages = [type(stage).__name__ for stage in PipelineModel.load(str(pets_model)).stages]
-    assert stages == ["ImageFeaturizer", "StringIndexerModel", "LogisticRegressionModel", "IndexToString"]
+    assert stages == ["ImageFeaturizer", "NoveltyModel", "StringIndexerModel", "LogisticRegressionModel",
+                      "IndexToString"]
 
 
 def test_predict_gives_top_3_breeds_per_image(pets_model, pets_images, spark, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepframes.images.decode import ImageDecodeError, decode_image
+from deepframes.images.decode import ImageDecodeError, ImageTooLargeError, check_image_header, decode_image
 from tests.conftest import BAD_FILE_ERRORS, _bad_and_odd_files, encode, gradient_rgb
 
 
@@ -109,3 +109,48 @@ def test_decode_image_reduced_jpeg_decode_matches_full_decode(pets_images):
 def test_decode_image_rejects_unknown_resample():
     with pytest.raises(ValueError, match="resample"):
         decode_image(encode(Image.new("RGB", (4, 4)), "PNG"), size=(2, 2), resample="cubic-ish")
+
+
+def test_decode_image_refuses_more_pixels_than_max_pixels_from_the_header():
+    content = encode(Image.new("RGBA", (3000, 2000)), "PNG")
+    assert check_image_header(content) == ("PNG", 3000, 2000)
+    for refuse in (lambda: check_image_header(content, max_pixels=5_000_000),
+                   lambda: decode_image(content, size=(224, 224), max_pixels=5_000_000)):
+        with pytest.raises(ImageTooLargeError, match=r"3000x2000 = 6.0 million pixels, over the limit of 5 million") as caught:
+            refuse()
+        assert (caught.value.width, caught.value.height) == (3000, 2000)
+    assert decode_image(content, size=(10, 10), max_pixels=6_000_000).shape == (10, 10, 4)
+
+
+def test_decode_image_over_pillows_bomb_limit_is_too_large_without_a_warning(monkeypatch, recwarn):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    content = encode(Image.new("RGB", (40, 30)), "PNG")  # 1,200 pixels: Pillow would only warn
+    with pytest.raises(ImageTooLargeError, match="too large to decode safely: 40x30.*PIL.Image.MAX_IMAGE_PIXELS"):
+        decode_image(content)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "I;16", "P"])
+def test_decode_image_shrinks_large_images_before_converting_them(mode):
+    source = Image.fromarray(gradient_rgb(1200, 1000)).convert("RGBA" if mode == "P" else mode)
+    if mode == "P":
+        source = source.convert("RGB").convert("P")
+    content = encode(source, "PNG")
+    reduced = decode_image(content, size=(100, 120)).astype(float)
+    plain = decode_image(content).astype(np.uint8)
+    full = np.asarray(Image.fromarray(plain.squeeze()).resize((120, 100), Image.BILINEAR), dtype=float)
+    assert reduced.shape[:2] == (100, 120)
+    assert np.abs(reduced.squeeze() - full).mean() < 3, mode
+
+
+def test_decode_image_turns_a_large_image_shrunk_before_converting():
+    rows, cols = np.mgrid[0:1000, 0:1500]  # smooth, so that box averaging and bilinear agree
+    smooth = np.stack([rows * 255 // 999, cols * 255 // 1499, (rows + cols) * 255 // 2498], axis=-1)
+    picture = Image.fromarray(smooth.astype(np.uint8))  # reduced 3x before it is turned
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise when shown
+    content = encode(picture, "PNG", exif=exif)
+    reduced = decode_image(content, size=(150, 100)).astype(float)
+    turned = Image.fromarray(decode_image(content)).resize((100, 150), Image.BILINEAR)
+    assert reduced.shape == (150, 100, 3)
+    assert np.abs(reduced - np.asarray(turned, dtype=float)).mean() < 3

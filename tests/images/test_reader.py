@@ -134,6 +134,8 @@ def test_read_images_folder_without_images_says_how_to_fix(spark, tmp_path):
         ({"num_partitions": 0}, r"`num_partitions`.*Received: num_partitions=0"),
         ({"resample": "fancy"}, r"`resample`.*Received: resample='fancy'"),
         ({"label": r"no group"}, "exactly one group"),
+        ({"max_pixels": 0}, r"`max_pixels`.*Received: max_pixels=0"),
+        ({"max_pixels": 1000, "decode": False}, r"`max_pixels` cannot apply"),
     ],
 )
 def test_read_images_bad_arguments(spark, pets_images, kwargs, message):
@@ -145,3 +147,15 @@ def test_read_images_failing_label_function_names_path(spark, odd_images):
     df = deepframes.read_images(str(odd_images), label=lambda path: 1 / 0, spark=spark)
     with pytest.raises(PythonException, match="`label` function raised ZeroDivisionError.*on path"):
         df.collect()
+
+
+def test_read_images_max_pixels_refuses_large_files_as_error_rows(spark, tmp_path):
+    (tmp_path / "small.png").write_bytes(encode(Image.new("RGB", (40, 30)), "PNG"))
+    (tmp_path / "large.png").write_bytes(encode(Image.new("RGBA", (400, 300)), "PNG"))
+    rows = {row.path.rsplit("/", 1)[1]: row for row in
+            deepframes.read_images(str(tmp_path), max_pixels=100_000, size=16, spark=spark).collect()}
+    assert rows["small.png"].error is None and rows["small.png"].image.width == 16
+    assert rows["large.png"].image is None
+    assert rows["large.png"].error.startswith("image too large: 400x300 = 0.1 million pixels, over the limit")
+    dropped = deepframes.read_images(str(tmp_path), max_pixels=100_000, errors="drop", spark=spark)
+    assert [row.path.rsplit("/", 1)[1] for row in dropped.collect()] == ["small.png"]

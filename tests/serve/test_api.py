@@ -49,24 +49,26 @@ def test_in_process_answers_equal_the_spark_pipeline(pipeline, pets_model, pets_
         assert max(abs(a - b) for (_, a), (_, b) in zip(local.top, expected.top)) < 1e-3
 
 
-@pytest.mark.parametrize("name, content, status, message", [
-    ("empty.jpg", b"", 400, "is empty (0 bytes)"),
-    ("notes.jpg", b"hello, I am text\n", 415, "is not a readable image"),
-    ("huge.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024 + 10), 413, "larger than the limit of 2 MB"),
+@pytest.mark.parametrize("name, content, status, code", [
+    ("empty.jpg", b"", 400, "empty"),
+    ("notes.jpg", b"hello, I am text\n", 415, "not_an_image"),
+    ("huge.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024 + 10), 413, "too_large"),
     # refused on its declared length, before the body is read
-    ("huger.png", b"\x89PNG" + b"0" * (3 * 1024 * 1024), 413, "larger than the limit of 2 MB"),
+    ("huger.png", b"\x89PNG" + b"0" * (3 * 1024 * 1024), 413, "too_large"),
 ])
-def test_api_bad_uploads_get_a_readable_4xx(client, name, content, status, message):
+def test_api_bad_uploads_get_a_readable_4xx(client, name, content, status, code):
     response = _upload(client, name, content)
     assert response.status_code == status
-    assert message in response.json()["detail"]
+    body = response.json()
+    assert body["code"] == code and body["detail"].endswith(".") and body["reason"]
 
 
-def test_api_missing_file_field_is_422(client):
-    assert client.post("/api/predict").status_code == 422
+def test_api_missing_file_field_is_a_readable_422(client):
+    response = client.post("/api/predict")
+    assert response.status_code == 422 and isinstance(response.json()["detail"], str)
 
 
-def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets_images, monkeypatch):
+def test_api_serves_concurrent_requests_in_batches_without_reloading(client, pipeline, pets_images, monkeypatch):
     from deepframes.models import spec as spec_module
 
     loads = []
@@ -79,7 +81,10 @@ def test_api_serves_concurrent_requests_without_reloading(client, pipeline, pets
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda photo: _upload(client, "p.jpg", photo), photos))
     assert all(response.status_code == 200 for response in responses)
-    assert len(runs) == len(photos) and loads == []  # every request ran the one loaded network
+    num_runs = len(runs)
+    alone = [pipeline.predict(photo, top=1).top[0][0] for photo in photos]
+    assert [response.json()["predictions"][0]["label"] for response in responses] == alone
+    assert 1 <= num_runs <= len(photos) and loads == []  # batches through the one loaded network
 
 
 def test_api_health_page_and_docs(client):
@@ -95,3 +100,15 @@ def test_api_accepts_a_png_with_alpha(client):
     buffer = io.BytesIO()
     Image.new("RGBA", (64, 48), (200, 120, 40, 128)).save(buffer, format="PNG")
     assert _upload(client, "x.png", buffer.getvalue(), "image/png").status_code == 200
+
+
+def test_api_answers_not_recognised_with_a_hint_for_a_photo_that_is_no_pet(client, pets_images):
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(buffer, format="PNG")  # a red pixel was "Abyssinian 90.5%"
+    answer = _upload(client, "red.png", buffer.getvalue(), "image/png").json()
+    assert answer["recognised"] is False and answer["predictions"] == []
+    assert sorted(answer["hint"]) == ["Abyssinian", "Bengal", "american_bulldog"]
+    pet = _upload(client, "Bengal_10.jpg", (pets_images / "Bengal_10.jpg").read_bytes()).json()
+    assert pet["recognised"] is True and pet["hint"] == [] and pet["predictions"][0]["label"] == "Bengal"
+    page = client.get("/").text
+    assert "Not recognised" in page and "Hint only, not an answer" in page

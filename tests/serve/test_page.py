@@ -1,17 +1,14 @@
-"""The page, end to end: the real server, Debian's Chromium driven by Playwright, a real photo."""
+"""The page, end to end: the real server, Debian's Chromium driven by Playwright, real photos."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from tests.serve.conftest import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -20,77 +17,125 @@ CHROMIUM = "/usr/bin/chromium"
 # network, and the page load waits on them.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DEEPFRAMES = Path(sys.executable).with_name("deepframes")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_health(url: str, server: subprocess.Popen, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"deepframes serve exited with {server.returncode}: {server.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "api/health", timeout=2) as response:
-                return json.load(response)
-        except OSError:
-            time.sleep(0.2)  # polling the health endpoint; the server signals readiness by answering
-    pytest.fail(f"deepframes serve did not answer {url}api/health within {timeout} s")
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+TOKEN = "field-team-token"
+# Playwright does not show multipart bodies holding a File: the page's fetch records what it sends.
+RECORD_SENT_PHOTOS = """
+window.sentPhotos = [];
+const originalFetch = window.fetch;
+window.fetch = async (url, options) => {
+  const file = options && options.body instanceof FormData ? options.body.get("file") : null;
+  if (file) {
+    const bitmap = await createImageBitmap(file);
+    window.sentPhotos.push({ type: file.type, size: file.size, width: bitmap.width, height: bitmap.height });
+  }
+  return originalFetch(url, options);
+};
+"""
 
 
 @pytest.fixture(scope="module")
 def server(pets_model):
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(DEEPFRAMES), "serve", str(pets_model), "--port", str(port), "--master", "local[1]"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_for_health(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    served = start_server(pets_model, token=TOKEN)
+    yield served
+    served.stop()
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def playwright():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (apt-get install chromium) as root.")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        yield context
-        context.close()
+        yield playwright
+
+
+def _launch(playwright, profile, **options):
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, **options)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
+    context = _launch(playwright, tmp_path_factory.mktemp("chromium-profile"))
+    yield context
+    context.close()
+
+
+def _results_after(page, action, timeout=60_000) -> list[str]:
+    """Do ``action`` and wait for the page's answer: the breeds shown, or [] for a message."""
+    page.evaluate("document.getElementById('results').innerHTML = document.getElementById('error').textContent = '';"
+                  "document.getElementById('unrecognised').hidden = true")
+    action()
+    page.wait_for_function(
+        "document.querySelectorAll('#results li').length > 0 || document.getElementById('error').textContent"
+        " || !document.getElementById('unrecognised').hidden", timeout=timeout)
+    return page.locator("#results li .label").all_inner_texts()
 
 
 def test_page_uploads_a_photo_and_shows_the_top_3_breeds(server, browser, pets_images):
     page = browser.new_page()
-    page.goto(server)
-    page.set_input_files("#file", str(pets_images / "american_bulldog_10.jpg"))
-    page.wait_for_selector("#results li:nth-child(3)", timeout=30_000)
-    labels = page.locator("#results li .label").all_inner_texts()
+    page.goto(server.url + "?token=" + TOKEN)
+    assert "token" not in page.url  # remembered on the phone, out of the address bar
+    labels = _results_after(page, lambda: page.set_input_files("#file", str(pets_images / "american_bulldog_10.jpg")))
     percents = page.locator("#results li .probability").all_inner_texts()
     assert labels[0] == "american_bulldog" and len(labels) == 3
     assert all(text.endswith("%") for text in percents)
     assert page.locator("#preview").is_visible()
 
 
-def test_page_shows_a_readable_error_for_a_file_that_is_not_an_image(server, browser, tmp_path):
+def test_page_shows_a_plain_sentence_for_a_file_that_is_not_an_image(server, browser, tmp_path):
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("not a photo\n")
     page = browser.new_page()
-    page.goto(server)
-    page.set_input_files("#file", str(text_file))
-    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
-    assert "is not a readable image" in page.locator("#error").inner_text()
-    assert page.locator("#results li").count() == 0
+    page.goto(server.url)  # the token is remembered from the first visit
+    assert _results_after(page, lambda: page.set_input_files("#file", str(text_file))) == []
+    assert page.locator("#error").inner_text() == "This file is not a photo: choose a photo (JPEG or PNG) and send it."
+
+
+def test_page_shrinks_a_large_photo_before_sending_it(server, browser, tmp_path):
+    large = tmp_path / "large.jpg"  # 4000 x 3000 of noise: about 14 MB, over the 10 MB limit and 1600 px
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(large, quality=95)
+    assert large.stat().st_size > 10 * 1024 * 1024
+    page = browser.new_page()
+    page.add_init_script(RECORD_SENT_PHOTOS)
+    page.goto(server.url)
+    _results_after(page, lambda: page.set_input_files("#file", str(large)))  # noise: "not recognised"
+    assert page.locator("#error").inner_text() == ""  # answered, not refused as too large
+    (sent,) = page.evaluate("window.sentPhotos")
+    assert sent["type"] == "image/jpeg" and sent["size"] < 4 * 1024 * 1024  # noise: the hardest to compress
+    assert (sent["width"], sent["height"]) == (1600, 1200)
+
+
+def test_page_on_a_phone_same_photo_twice_not_recognised_and_service_down(pets_model, playwright, pets_images,
+                                                                         tmp_path):
+    served = start_server(pets_model, token=TOKEN)
+    phone = _launch(playwright, tmp_path / "phone-profile", **PHONE)
+    try:
+        page = phone.new_page()
+        page.goto(served.url)
+        assert page.viewport_size == {"width": 390, "height": 844}
+        photo = str(pets_images / "Bengal_10.jpg")
+        # No token yet: the page asks for the access code, then sends the photo again by itself.
+        assert _results_after(page, lambda: page.set_input_files("#file", photo)) == []
+        assert "access code" in page.locator("#error").inner_text()
+        page.fill("#token", TOKEN)
+        assert _results_after(page, lambda: page.click("#token-form button"))[0] == "Bengal"
+        # The same photo again is answered again.
+        assert _results_after(page, lambda: page.set_input_files("#file", photo))[0] == "Bengal"
+        # A photo of no pet (noise, as tests/apps/test_not_recognised.py uses): "Not recognised".
+        noise = tmp_path / "noise.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(noise)
+        assert _results_after(page, lambda: page.set_input_files("#file", str(noise))) == []
+        assert page.locator("#unrecognised").is_visible()
+        assert "Not recognised" in page.locator("#unrecognised").inner_text()
+        # The service stops: the page says so in plain words.
+        served.stop()
+        assert _results_after(page, lambda: page.set_input_files("#file", photo)) == []
+        assert page.locator("#error").inner_text() == "The service cannot be reached, try again in a moment."
+    finally:
+        phone.close()
+        served.stop()
+
