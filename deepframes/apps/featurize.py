@@ -183,7 +183,7 @@ def featurize_images(
             num_features = written.first().features.size
             (staging / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
     finally:
-        featurized.unpersist()
+        featurized.unpersist(blocking=True)  # before a Ctrl-C stops Spark: no removal left in flight
     return FeaturizeResult(str(Path(out).resolve()), num_images, len(failed), num_features,
                            dict(sorted(counts.items(), key=lambda item: str(item[0]))),
                            time.perf_counter() - started, config)
