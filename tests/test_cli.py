@@ -285,3 +285,22 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_leaves_nothing(tmp_path):
         time.sleep(0.5)
     assert not [pid for pid in processes if Path(f"/proc/{pid}").exists()]  # JVM, daemon, workers: gone
     assert not out.exists() and list(tmp_path.iterdir()) == []  # the staging folder is removed too
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_cli_verbose_keeps_spark_start_up_warnings(verbose, monkeypatch):
+    import argparse
+    import importlib
+
+    from deepframes import _console
+    from deepframes.cli import _spark
+
+    started = {}
+    module = importlib.import_module("deepframes.session")  # the package re-exports the function by that name
+    monkeypatch.setattr(module, "session", lambda master, ship_env, **settings: started.update(settings))
+    monkeypatch.setattr(_console, "_loadable", lambda library: False)
+    monkeypatch.setattr(_console, "quiet_interrupts", lambda spark: None)
+    monkeypatch.setenv("SPARK_LOCAL_IP", "10.0.0.1")  # a user's own setting always stands
+    _spark(argparse.Namespace(master="local[2]", ship_env=False, verbose=verbose), {"spark.ui.showConsoleProgress": "false"})
+    assert ("spark.driver.extraJavaOptions" in started) is not verbose
+    assert started["spark.ui.showConsoleProgress"] == "false" and os.environ["SPARK_LOCAL_IP"] == "10.0.0.1"
