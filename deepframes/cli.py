@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -22,6 +23,7 @@ from .shipping import ShipEnvError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class CommandError(Exception):
@@ -82,18 +84,21 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_images(args: argparse.Namespace) -> None:
     from .images import read_images
     from .images.summary import format_summary, summarize_images
-    from .session import session
 
+    _check_paths(args.paths)
     started = time.perf_counter()
-    spark = session(args.master, ship_env=args.ship_env, **_QUIET)
-    df = read_images(
-        args.paths,
-        label=args.label,
-        size=args.size,
-        recursive=not args.no_recursive,
-        spark=spark,
-        **({"extensions": None} if args.all_files else {}),
-    )
+    spark = _spark(args, _QUIET)
+    try:
+        df = read_images(
+            args.paths,
+            label=args.label,
+            size=args.size,
+            recursive=not args.no_recursive,
+            spark=spark,
+            **({"extensions": None} if args.all_files else {}),
+        )
+    except ValueError as error:  # no image files, a bad --label: one line, exit 2
+        raise InputError(str(error).replace("extensions=None", "--all-files")) from None
     summary = summarize_images(df)
     seconds = time.perf_counter() - started
     payload = {"paths": args.paths, **summary.as_dict(), "seconds": round(seconds, 2)}
@@ -105,26 +110,52 @@ def cmd_images(args: argparse.Namespace) -> None:
     _emit(args, payload, f"{header}\n{format_summary(summary)}")
 
 
-# Commands that print their own progress lines (study, demo) turn Spark's console progress bar off,
-# as the two would interleave; featurize, train and predict show Spark's bar (stages and tasks, on
-# stderr) while they work.
+# Commands that print their own progress lines (featurize, study, demo) turn Spark's console
+# progress bar off, as the two would interleave; train and predict show Spark's bar (stages and
+# tasks, on stderr) while they work.
 _QUIET = {"spark.ui.showConsoleProgress": "false"}
 _SHOW_PROGRESS = {"spark.ui.showConsoleProgress": "true"}
+
+
+def _spark(args: argparse.Namespace, settings: dict[str, str]):
+    """The session for a command: Spark's start-up noise off (unless -v), Ctrl-C in one line."""
+    from ._console import quiet_interrupts, quiet_settings
+    from .session import REMOTE_ENV_VAR, is_connect, session
+
+    if not args.verbose and not os.environ.get(REMOTE_ENV_VAR):  # the settings are for a JVM of ours
+        settings = {**quiet_settings(args.master), **settings}
+    spark = session(args.master, ship_env=args.ship_env, **settings)
+    if not args.verbose and not is_connect(spark):
+        quiet_interrupts(spark)
+    return spark
 
 
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def cmd_featurize(args: argparse.Namespace) -> None:
-    from .apps.featurize import featurize_images
-    from .apps.outputs import check_output
-    from .session import session
+def _check_paths(paths: Sequence[str]) -> None:
+    """Refuse local paths that do not exist, before Spark starts (globs and URIs are left to Spark)."""
+    from .storage import is_local
 
-    check_output(args.out)  # before Spark starts: a bad --out is one line, exit 2
+    for path in paths:
+        if is_local(path) and not any(char in path for char in "*?[{") and not os.path.exists(
+                path.removeprefix("file://").removeprefix("file:")):
+            raise InputError(f"No such file or folder: {path}; expected images, a folder or a glob. Check the path.")
+
+
+def cmd_featurize(args: argparse.Namespace) -> None:
+    from ._console import ProgressLine
+    from .apps.featurize import check_featurizer, featurize_images
+    from .apps.outputs import check_output
+
+    # Before Spark starts: a bad argument is one line, exit 2, in a second.
+    check_output(args.out)
+    check_featurizer(args.model, args.weights)
+    _check_paths(args.images)
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
                               label=None if args.label == "none" else args.label,
-                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
+                              spark=_spark(args, _QUIET), progress=ProgressLine("featurizing"))
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
             f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
@@ -133,17 +164,18 @@ def cmd_featurize(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from .apps.study import parse_splits, run_study
-    from .session import session
-
     from .apps.outputs import check_output
+    from .apps.study import parse_splits, run_study
 
     splits = parse_splits(args.splits)  # before Spark starts: a bad value is one line, exit 2
+    if args.iterations < 1:
+        raise InputError(f"--iterations must be a positive integer; got {args.iterations}.")
     check_output(args.out)
+    _check_paths([args.features])
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
     result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
-                       spark=session(args.master, ship_env=args.ship_env, **_QUIET), progress=_progress)
+                       spark=_spark(args, _QUIET), progress=_progress)
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
             for row in result.best[:10]]
     text = "\n".join([
@@ -157,14 +189,20 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .apps.outputs import check_output
-    from .apps.train import train_classifier
-    from .session import session
+    from .apps.novelty import check_threshold
+    from .apps.train import check_test_fraction, resolve_featurizer, train_classifier
+    from .storage import is_local
 
+    # Before Spark starts: a bad argument, an existing --out or missing weights is one line, exit 2.
+    check_test_fraction(args.test_fraction)
+    check_threshold(args.reject_threshold)
     check_output(args.out)
+    _check_paths([args.source])
+    if is_local(args.source):  # elsewhere it is looked at once Spark is up
+        resolve_featurizer(args.source, args.model, args.weights)
     result = train_classifier(args.source, args.out, classifier=args.classifier, test_fraction=args.test_fraction,
                               seed=args.seed, label=args.label, model=args.model, weights=args.weights,
-                              reject_threshold=args.reject_threshold,
-                              spark=session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS))
+                              reject_threshold=args.reject_threshold, spark=_spark(args, _SHOW_PROGRESS))
     text = (f"Held-out accuracy {result.accuracy:.3f} ({result.classifier}, trained on {result.num_train}, "
             f"tested on {result.num_test}, {result.seconds:.1f} s)\n{result.table()}\n"
             f"Model: {result.out} (confusion_matrix.png, metrics.json beside it)")
@@ -184,15 +222,18 @@ def _novelty_line(rates: dict | None) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
-    from .session import session
+    from .apps.train import check_model_dir
 
     if args.watch or args.out or args.once:
         _watch(args)
         return
     if not args.images:
         raise InputError("predict needs IMAGES, or --watch DIR --out DIR to classify photos as they arrive.")
-    predictor = BreedPredictor(args.model_dir, session(args.master, ship_env=args.ship_env, **_SHOW_PROGRESS),
-                               reject_threshold=args.reject_threshold)
+    if args.top < 1:  # before Spark starts: one line, exit 2
+        raise InputError(f"--top must be a positive integer; got {args.top}.")
+    check_model_dir(args.model_dir)
+    _check_paths(args.images)
+    predictor = BreedPredictor(args.model_dir, _spark(args, _SHOW_PROGRESS), reject_threshold=args.reject_threshold)
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
@@ -201,7 +242,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def _watch(args: argparse.Namespace) -> None:
     """``predict --watch``: a streaming query until Ctrl-C (or, with --once, until caught up)."""
     from .apps.watch import check_watch_output, watch_predictions
-    from .session import session
 
     if not args.watch or not args.out or args.images:
         raise InputError("--watch DIR and --out DIR go together, without IMAGES: deepframes predict MODEL_DIR "
@@ -210,7 +250,7 @@ def _watch(args: argparse.Namespace) -> None:
     if args.max_files_per_batch is not None and args.max_files_per_batch < 1:
         raise InputError(f"--max-files-per-batch must be a positive integer; got {args.max_files_per_batch}.")
     check_watch_output(args.out)  # before Spark starts: a bad --out is one line, exit 2
-    spark = session(args.master, ship_env=args.ship_env, **_QUIET)
+    spark = _spark(args, _QUIET)
     if not args.once:
         _progress(f"Watching {args.watch}; predictions go to {args.out}. Ctrl-C stops (run again to resume).")
     result = watch_predictions(args.model_dir, args.watch, args.out, top=args.top, once=args.once,
@@ -243,8 +283,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         from .serve.server import ListenError, claim_port, is_loopback, serve
     except ImportError as error:
         raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
+    from .apps.train import check_model_dir
     from .serve.local import LocalPipeline
-    from .session import session
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
@@ -254,7 +294,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ListenError as error:
         raise CommandError(str(error)) from None
     with sock:
-        pipeline = LocalPipeline(args.model_dir, session(args.master, ship_env=args.ship_env, **_QUIET),
+        check_model_dir(args.model_dir)
+        pipeline = LocalPipeline(args.model_dir, _spark(args, _QUIET),
                                  reject_threshold=args.reject_threshold)
         model_dir = str(Path(args.model_dir).resolve())
         app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=args.max_pixels,
@@ -275,9 +316,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .apps.demo import run_demo
-    from .session import session
+    from .apps.outputs import check_output
 
-    session(args.master, ship_env=args.ship_env, **_QUIET)
+    check_output(args.out)
+    if args.images:
+        _check_paths([args.images])
+    _spark(args, _QUIET)
     result = run_demo(args.out, images=args.images, label=args.label, model=args.model, weights=args.weights,
                       master=args.master, progress=_progress)
     files = result.files
@@ -381,8 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.2, help="held-out share of each class")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--label", default="filename", help="for images: filename, folder or a regex")
-    train.add_argument("--model", default="squeezenet1.1", help="for images: the featurizing network")
-    train.add_argument("--weights", help="for images: the network's weights file")
+    train.add_argument("--model", help="the featurizing network (default: the one the features record, "
+                                       "else squeezenet1.1)")
+    train.add_argument("--weights", help="the network's weights file (for features: replaces the path they record)")
     train.add_argument("--reject-threshold", type=float, default=DEFAULT_REJECT_THRESHOLD,
                        help="answer 'not recognised' for photos less typical than this share of held-out training "
                             "photos; higher rejects more, 0 never (default: %(default)s)")
@@ -470,21 +515,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
-    except CommandError as error:
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as error:
+        return _interrupted(args) if _ctrl_c_seen() else _failed(args, error)
+    return 0
+
+
+def _ctrl_c_seen() -> bool:
+    from ._console import interrupted
+
+    return interrupted()
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: one line, exit 130. Spark's jobs are cancelled; outputs in progress are removed."""
+    from ._console import finish_interrupt
+    from .session import running_session
+
+    if args.verbose:
+        traceback.print_exc()
+    try:
+        finish_interrupt(running_session())
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        pass
+    print(f"deepframes {args.command}: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _failed(args: argparse.Namespace, error: Exception) -> int:
+    """One line on stderr: exit 2 for bad input (nothing written), 1 for any other failure."""
+    if isinstance(error, CommandError):
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    except (InputError, MasterUnreachableError, ShipEnvError) as error:  # bad input: one line, exit 2, nothing written
+    if isinstance(error, (InputError, MasterUnreachableError, ShipEnvError)):
         print(f"deepframes {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("deepframes: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # every failure becomes one line; -v logs the traceback
-        if args.verbose:
-            traceback.print_exc()
-        print(f"deepframes {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_FAILURE
-    return 0
+    if args.verbose:  # every other failure becomes one line; -v logs the traceback
+        traceback.print_exc()
+    print(f"deepframes {args.command}: error: {_one_line(error)}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

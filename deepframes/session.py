@@ -214,6 +214,8 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     if python != sys.executable:
         os.environ["PYSPARK_PYTHON"] = python
     try:
+        if active is None:
+            _launch_jvm(options)
         spark = builder.getOrCreate()
     finally:
         if previous is not None:
@@ -231,6 +233,26 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
         spark.sparkContext.setLogLevel("WARN")
     logger.debug("Spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _launch_jvm(options: Mapping[str, str]) -> None:
+    """Start Spark's JVM, when none runs yet, in a process session of its own.
+
+    A terminal's Ctrl-C goes to its whole foreground process group. PySpark keeps the JVM from
+    dying of it, but the Python workers the JVM starts would each print a ``KeyboardInterrupt``
+    traceback, and the JVM one per task. Outside that group only the driver sees Ctrl-C, and
+    PySpark's handler cancels the running jobs. The JVM still exits with the driver: it stops when
+    its stdin, a pipe from this process, closes.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return  # a JVM runs already, or spark-submit started this driver and its JVM
+    with SparkContext._lock:
+        conf = SparkConf(loadDefaults=False).setAll(list(options.items()))
+        SparkContext._gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
+        SparkContext._jvm = SparkContext._gateway.jvm
 
 
 def _master_from_spark_submit(master: str | None) -> bool:

@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,13 +26,16 @@ from pyspark.sql import functions as F
 from .. import storage
 from ..models import zoo
 from ..images import read_images
+from ..images.labels import label_function
 from ..inference import ImageFeaturizer
 from .errors import InputError, check_classes
 from .outputs import check_output, is_uri_file, staged_output
+from .progress import ImageCount, track_images
 
 logger = logging.getLogger(__name__)
 
 SIDECAR = "_deepframes.json"
+DEFAULT_NETWORK = "squeezenet1.1"
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,9 @@ class FeaturizerConfig:
     weights: str | None
     pooling: str | None = "avg"
 
-    def stage(self) -> ImageFeaturizer:
-        """The ``ImageFeaturizer`` these features came from."""
-        return ImageFeaturizer(model=self.model, weights=self.weights, pooling=self.pooling)
+    def stage(self, input_col: str = "image") -> ImageFeaturizer:
+        """The ``ImageFeaturizer`` these features came from, reading ``input_col``."""
+        return ImageFeaturizer(inputCol=input_col, model=self.model, weights=self.weights, pooling=self.pooling)
 
     def input_size(self) -> tuple[int, int]:
         return zoo.named_model(self.model).preset.size
@@ -85,41 +90,60 @@ def check_featurizer(model: str, weights: str | None) -> FeaturizerConfig:
     return FeaturizerConfig(model, weights)
 
 
-def read_labelled_images(
-    images: str | list[str], label: str | None, size, spark: SparkSession
-) -> tuple[DataFrame, int]:
-    """Decoded images with labels, and how many files failed to decode (logged and dropped).
+def command_line_hint(message: str) -> str:
+    """``read_images``' message with its Python hint replaced by one for the command line.
 
-    Raises InputError when no image is left."""
+    >>> command_line_hint("read_images found no image files in ['x']: looked for files ending in jpg. "
+    ...                   "Pass extensions=None to read every file.")
+    "read_images found no image files in ['x']: looked for files ending in jpg. Check the path."
+    """
+    return message.replace("Pass extensions=None to read every file", "Check the path")
+
+
+def encoded_images(images: str | list[str], label: str | None, spark: SparkSession) -> tuple[DataFrame, list[str]]:
+    """The image files left encoded (``path, content[, label]``) and the paths listed."""
     try:
-        frame = read_images(images, label=label, size=size, spark=spark)
+        files = read_images(images, label=label, decode=False, spark=spark)
     except (FileNotFoundError, ValueError) as error:  # no such path, no image files, a bad --label
-        raise InputError(str(error)) from None
-    frame = frame.cache()
-    failed = frame.where(F.col("error").isNotNull()).select("path", "error").collect()
-    for row in failed[:10]:
-        logger.warning("skipped %s: %s", row.path, row.error)
-    decoded = frame.where(F.col("error").isNull())
+        raise InputError(command_line_hint(str(error))) from None
     if label is not None:
-        decoded = decoded.where(F.col("label").isNotNull())
-    if decoded.limit(1).count() == 0:
-        raise InputError(
-            f"No readable images in {images}; expected image files (jpg, png, gif, bmp, tiff, webp)"
-            + (" with a label" if label else "") + ". Check the path" + (" and --label." if label else ".")
-        )
-    return decoded, len(failed)
+        files = files.where(F.col("label").isNotNull())
+    return files, files.inputFiles()
+
+
+def _listed_classes(paths: list[str], label: str) -> dict[str, int]:
+    """Images per class from the file names alone (no job): labels are functions of the path."""
+    rule = label_function(label)
+    return dict(Counter(str(name) for name in map(rule, paths) if name is not None))
+
+
+def _log_failures(paths: list[str], spark: SparkSession) -> None:
+    """Say why the files the featurizer could not decode failed (decoding them again, few)."""
+    for row in read_images(paths, spark=spark).where(F.col("error").isNotNull()).select("path", "error").collect():
+        logger.warning("skipped %s: %s", row.path, row.error)
 
 
 def featurize_images(
     images: str | list[str],
     out: str | Path,
     *,
-    model: str = "squeezenet1.1",
+    model: str = DEFAULT_NETWORK,
     weights: str | None = None,
     label: str | None = "filename",
     spark: SparkSession,
+    progress: Callable[[ImageCount], None] | None = None,
 ) -> FeaturizeResult:
     """Featurize every image under ``images`` and write ``path, label, features`` to Parquet.
+
+    The files stay encoded until the featurizer's own batches decode them, straight to the
+    network's input size (``read_images(decode=False)``): the fastest path. Files that do not
+    decode are left out, counted, and logged with their reason.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called about twice a second with an ``ImageCount`` (images done, total, seconds) while
+        the images are featurized, and once more at the end with ``final=True``.
 
     Examples
     --------
@@ -133,24 +157,36 @@ def featurize_images(
     started = time.perf_counter()
     config = check_featurizer(model, weights)
     check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
-    decoded, num_failed = read_labelled_images(images, label, config.input_size(), spark)
+    files, paths = encoded_images(images, label, spark)
+    where = ", ".join(images) if isinstance(images, list) else str(images)
     if label is not None:  # labelled features are for study and train: check them before any work
-        counts = {row.label: row["count"] for row in decoded.groupBy("label").count().collect()}
-        where = ", ".join(images) if isinstance(images, list) else str(images)
-        check_classes(counts, f"{where} (--label {label})")
+        check_classes(_listed_classes(paths, label), f"{where} (--label {label})")
     columns = ["path", "label", "features"] if label is not None else ["path", "features"]
-    featurized = config.stage().transform(decoded).select(*columns)
-    with staged_output(out, spark) as staging:
-        featurized.write.mode("overwrite").parquet(staging.uri)
-        written = spark.read.parquet(staging.uri)
-        num_images = written.count()
-        first = written.first()
-        counts = (
-            {row.label: row["count"] for row in written.groupBy("label").count().collect()}
-            if label is not None else {}
-        )
-        (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
-    return FeaturizeResult(output_name(out), num_images, num_failed, first.features.size,
+    # Cached, so the files that failed are known without featurizing twice (a few MB: no content).
+    featurized = config.stage(input_col="content").transform(files).select(*columns).cache()
+    try:
+        with staged_output(out, spark) as staging:
+            with track_images(spark, len(paths), progress):
+                featurized.where(F.col("features").isNotNull()).write.mode("overwrite").parquet(staging.uri)
+            failed = [row.path for row in featurized.where(F.col("features").isNull()).select("path").collect()]
+            if failed:
+                _log_failures(failed[:10], spark)
+            written = spark.read.parquet(staging.uri)
+            num_images = written.count()
+            if num_images == 0:
+                raise InputError(f"No readable images in {where}; all {len(failed)} files failed to decode. "
+                                 "Check the path.")
+            counts = (
+                {row.label: row["count"] for row in written.groupBy("label").count().collect()}
+                if label is not None else {}
+            )
+            if label is not None:
+                check_classes(counts, f"{where} (--label {label}, readable images)")
+            num_features = written.first().features.size
+            (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
+    finally:
+        featurized.unpersist(blocking=True)  # before a Ctrl-C stops Spark: no removal left in flight
+    return FeaturizeResult(output_name(out), num_images, len(failed), num_features,
                            dict(sorted(counts.items(), key=lambda item: str(item[0]))),
                            time.perf_counter() - started, config)
 

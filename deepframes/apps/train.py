@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,14 @@ from .. import storage
 from ..inference.novelty import DEFAULT_REJECT_THRESHOLD
 from .errors import InputError, check_classes
 from .featurize import (
+    DEFAULT_NETWORK,
     SIDECAR,
     FeaturizerConfig,
     check_featurizer,
     features_frame,
+    encoded_images,
     output_name,
     read_featurizer,
-    read_labelled_images,
 )
 from .novelty import check_threshold, fit_novelty, novelty_rates
 from .outputs import check_output, is_uri_file, staged_output
@@ -68,12 +70,29 @@ class TrainResult:
         return result
 
     def table(self) -> str:
-        """Per-class precision and recall, then the confusion matrix, as text."""
-        width = max(len(label) for label in self.labels) + 2
+        r"""Per-class precision and recall, then the confusion matrix with its classes named, as text.
+
+        >>> print(TrainResult("m", "logreg", 0.75, ["cat", "dog"], [1.0, 0.667], [0.5, 1.0],
+        ...                   [[1, 1], [0, 2]], 12, 4, 1.0).table())
+        class  precision  recall
+        cat        1.000   0.500
+        dog        0.667   1.000
+        Confusion matrix (rows: true class, columns: predicted class):
+        true \ predicted  cat  dog
+        cat                 1    1
+        dog                 0    2
+        """
+        width = max(len("class"), *(len(label) for label in self.labels)) + 2
         lines = [f"{'class':<{width}}precision  recall"]
         lines += [f"{label:<{width}}{p:9.3f}  {r:6.3f}" for label, p, r in zip(self.labels, self.precision, self.recall)]
-        lines.append("Confusion matrix (rows: true, columns: predicted, in the order above):")
-        lines += ["  " + " ".join(f"{value:5d}" for value in row) for row in self.confusion]
+        lines.append("Confusion matrix (rows: true class, columns: predicted class):")
+        corner = "true \\ predicted"
+        row_width = max(len(corner), *(len(label) for label in self.labels))
+        columns = [max(len(label), *(len(str(row[i])) for row in self.confusion))
+                   for i, label in enumerate(self.labels)]
+        lines.append(f"{corner:<{row_width}}" + "".join(f"  {label:>{w}}" for label, w in zip(self.labels, columns)))
+        lines += [f"{label:<{row_width}}" + "".join(f"  {value:>{w}}" for value, w in zip(row, columns))
+                  for label, row in zip(self.labels, self.confusion)]
         return "\n".join(lines)
 
 
@@ -94,8 +113,7 @@ def is_features_file(path: str | Path, spark: SparkSession | None = None) -> boo
 
 def stratified_split(frame: DataFrame, test_fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
     """Train and test rows: about ``test_fraction`` of each class in test, at least one on each side."""
-    if not 0 < test_fraction < 1:
-        raise InputError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
+    check_test_fraction(test_fraction)
     by_class = Window.partitionBy("label")
     ranked = (frame.withColumn("_order", F.rand(seed))
               .withColumn("_rank", F.row_number().over(by_class.orderBy("_order")))
@@ -106,20 +124,77 @@ def stratified_split(frame: DataFrame, test_fraction: float, seed: int) -> tuple
     return ranked.where(~is_test).select(columns), ranked.where(is_test).select(columns)
 
 
-def _labelled_features(source: str, label: str, model: str, weights: str | None,
-                       spark: SparkSession) -> tuple[DataFrame, FeaturizerConfig | None]:
+def check_test_fraction(test_fraction: float) -> None:
+    """Raise ``InputError`` unless ``0 < test_fraction < 1``.
+
+    >>> check_test_fraction(1.5)
+    Traceback (most recent call last):
+    ...
+    deepframes.apps.errors.InputError: --test-fraction must lie strictly between 0 and 1; got 1.5.
+    """
+    if not 0 < test_fraction < 1:
+        raise InputError(f"--test-fraction must lie strictly between 0 and 1; got {test_fraction}.")
+
+
+def resolve_featurizer(source: str, model: str | None = None, weights: str | None = None,
+                       spark: SparkSession | None = None) -> FeaturizerConfig:
+    """The network to put in front of the classifier, checked before any work (no Spark needed).
+
+    For images, ``model`` (default ``squeezenet1.1``) and ``weights``. For a features folder, the
+    network recorded by ``featurize`` beside it; ``weights`` (and ``model``) replace the recorded
+    ones, e.g. for features copied from another machine. Raises ``InputError`` when the model could
+    not read images: no network recorded and none given, or a weights file that does not exist.
+    A ``source`` on another file system than this machine's needs ``spark`` to be looked at.
+    """
+    if not is_features_file(source, spark):
+        return check_featurizer(model or DEFAULT_NETWORK, weights)
+    recorded = read_featurizer(source, spark)
+    if weights is not None:
+        return check_featurizer(model or (recorded.model if recorded else DEFAULT_NETWORK), weights)
+    if recorded is None:
+        raise InputError(
+            f"{source} does not record the network that made its features (no {SIDECAR}), so a model "
+            "trained on it could not read images; expected features written by 'deepframes featurize'. "
+            "Pass that network with --weights FILE (and --model NAME)."
+        )
+    if recorded.weights not in (None, "imagenet") and not os.path.exists(recorded.weights):
+        raise InputError(
+            f"{source} was featurized with {recorded.model} weights from {recorded.weights}, which does not "
+            "exist here (features copied from another machine?); expected that file, to copy it into the "
+            "model. Pass it with --weights FILE."
+        )
+    return recorded
+
+
+def _labelled_features(source: str, label: str, featurizer: FeaturizerConfig,
+                       spark: SparkSession) -> DataFrame:
     if is_features_file(source, spark):
         frame = features_frame(source, spark)
         if not isinstance(frame.schema["features"].dataType, VectorUDT):
             frame = frame.withColumn("features", array_to_vector("features"))
-        return frame.select("label", "features", *_path(frame)), read_featurizer(source, spark)
-    config = check_featurizer(model, weights)
-    images, _ = read_labelled_images(source, label, config.input_size(), spark)
-    return config.stage().transform(images).select("label", "features", *_path(images)), config
+        return frame.select("label", "features", *_path(frame))
+    files, _ = encoded_images(source, label, spark)  # decoded by the featurizer's batches: the fast path
+    features = featurizer.stage(input_col="content").transform(files)
+    return features.where(F.col("features").isNotNull()).select("label", "features", "path")
 
 
 def _path(frame: DataFrame) -> list[str]:
     return ["path"] if "path" in frame.columns else []  # the held-out photos, blurred, are non-pets
+
+
+def check_model_folder(folder: str, featurizer: FeaturizerConfig) -> None:
+    """Raise unless a saved model folder (here: on this machine) carries its network's weights
+    file (so it loads anywhere)."""
+    if featurizer.weights in (None, "imagenet") or not storage.is_local(folder):
+        return
+    folder = Path(storage.local_path(folder))
+    name = os.path.basename(featurizer.weights.rstrip("/"))
+    copies = list(folder.glob(f"stages/*_ImageFeaturizer_*/files/weights/{name}"))
+    if not copies:
+        raise RuntimeError(
+            f"The model saved in {folder} lacks its network's weights file {name} (from {featurizer.weights}); "
+            "expected a copy under stages/*_ImageFeaturizer_*/files/weights/. Nothing was written."
+        )
 
 
 def _classifier(name: str, num_features: int, num_classes: int, seed: int):
@@ -149,7 +224,7 @@ def train_classifier(
     test_fraction: float = 0.2,
     seed: int = 0,
     label: str = "filename",
-    model: str = "squeezenet1.1",
+    model: str | None = None,
     weights: str | None = None,
     reject_threshold: float = DEFAULT_REJECT_THRESHOLD,
     spark: SparkSession,
@@ -160,6 +235,10 @@ def train_classifier(
     saved in ``out`` beside the pipeline. The pipeline carries an out-of-distribution test fitted
     on the training split (``NoveltyModel``, ``reject_threshold``: see ``apps/novelty.py``), so
     photos unlike every class are answered "not recognised"; ``metrics.json`` records its rates.
+    The saved folder carries a copy of the network's weights file, so it is all ``predict`` and
+    ``serve`` need. ``model`` and ``weights`` name the network for images (default
+    ``squeezenet1.1``); for a features folder they replace the network it records (see
+    ``resolve_featurizer``).
 
     Examples
     --------
@@ -174,8 +253,10 @@ def train_classifier(
     check_threshold(reject_threshold)
     if classifier not in CLASSIFIERS:
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
+    check_test_fraction(test_fraction)
     check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
-    frame, featurizer = _labelled_features(source, label, model, weights, spark)
+    featurizer = resolve_featurizer(source, model, weights, spark)
+    frame = _labelled_features(source, label, featurizer, spark)
     frame = frame.cache()
     counts = {row.label: row["count"] for row in frame.groupBy("label").count().collect()}
     check_classes(counts, source)
@@ -188,7 +269,7 @@ def train_classifier(
     to_label = IndexToString(inputCol="prediction", outputCol="predicted_label", labels=labels)
     num_train = train.count()
     novelty = fit_novelty(train, num_train, reject_threshold, seed)
-    stages = ([featurizer.stage()] if featurizer else []) + ([novelty] if novelty else []) + list(fitted.stages)
+    stages = [featurizer.stage()] + ([novelty] if novelty else []) + list(fitted.stages)
     stages.append(to_label)
     pipeline = PipelineModel(stages=stages)
     confusion, accuracy, precision, recall = _scores(fitted.transform(test), labels)
@@ -197,6 +278,7 @@ def train_classifier(
     result.novelty = novelty_rates(pipeline, novelty, test, spark)
     with staged_output(out, spark) as staging:
         pipeline.write().overwrite().save(staging.uri)
+        check_model_folder(staging.uri, featurizer)
         (staging.folder / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))
         result.seconds = time.perf_counter() - started
         (staging.folder / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2))
@@ -204,16 +286,30 @@ def train_classifier(
     return result
 
 
+def check_model_dir(model_dir: str | Path) -> None:
+    """Raise ``InputError`` unless ``model_dir`` looks like a folder written by ``train`` (no Spark
+    needed; a folder on another file system is checked when it loads).
+
+    >>> check_model_dir("../shared/data/pets")
+    Traceback (most recent call last):
+    ...
+    deepframes.apps.errors.InputError: ../shared/data/pets is not a model folder; expected the folder written by 'deepframes train' (with metadata/ and stages/).
+    """
+    if not storage.is_local(str(model_dir)):
+        return
+    folder = Path(storage.local_path(str(model_dir)))
+    if not (folder / "metadata").is_dir() or not (folder / "stages").is_dir():
+        raise InputError(
+            f"{model_dir} is not a model folder; expected the folder written by 'deepframes train' "
+            "(with metadata/ and stages/)."
+        )
+
+
 def load_model(model_dir: str | Path) -> PipelineModel:
     """A model folder written by ``train`` (local, or any Hadoop URI); InputError when it is not one."""
+    check_model_dir(model_dir)
     if storage.is_local(str(model_dir)):
-        folder = Path(storage.local_path(str(model_dir)))
-        if not (folder / "metadata").is_dir() or not (folder / "stages").is_dir():
-            raise InputError(
-                f"{model_dir} is not a model folder; expected the folder written by 'deepframes train' "
-                "(with metadata/ and stages/)."
-            )
-        model_dir = str(folder.resolve())
+        model_dir = str(Path(storage.local_path(str(model_dir))).resolve())
     try:
         return PipelineModel.load(str(model_dir))
     except (PySparkException, Py4JError, OSError, ValueError, KeyError) as error:

@@ -29,7 +29,8 @@ def test_featurize_folder_without_images_exits_2_and_writes_nothing(spark, tmp_p
     out = tmp_path / "features"
     code, _, err = run_cli(capsys, "featurize", str(empty), "--weights", SQUEEZENET, "--out", str(out))
     assert code == 2
-    assert "found no image files" in one_line_error(err, "featurize")
+    message = one_line_error(err, "featurize")
+    assert "found no image files" in message and message.endswith("Check the path.")  # no Python argument hint
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 

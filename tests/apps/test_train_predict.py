@@ -82,3 +82,40 @@ def test_train_test_fraction_outside_0_1_exits_2(pets_features, spark, tmp_path,
     code, _, err = run_cli(capsys, "train", str(pets_features), "--test-fraction", "1.5", "--out", str(tmp_path / "m"))
     assert code == 2 and "--test-fraction" in one_line_error(err, "train")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_model_folder_carries_the_network_weights(pets_images, spark, tmp_path, capsys):
+    # Features made with a weights file that is then gone, as on features copied from another machine.
+    import shutil
+
+    from tests.apps.fixtures import SQUEEZENET
+    from tests.conftest import deepframes_command
+
+    first, second = tmp_path / "net-1" / "squeezenet1.1.onnx", tmp_path / "net-2" / "squeezenet1.1.onnx"
+    for copy in (first, second):
+        copy.parent.mkdir()
+        shutil.copy(SQUEEZENET, copy)
+    features, model = tmp_path / "features", tmp_path / "model"
+    made = deepframes_command("featurize", str(pets_images / "[AB]*_1?.jpg"), "--weights", str(first),
+                              "--out", str(features))
+    assert made.returncode == 0, made.stderr
+    assert "featurizing: 20/20 images (100%)" in made.stderr  # progress in images, on stderr
+    for noise in ("loopback address", "SPARK_LOCAL_IP", "netlib", "Traceback"):
+        assert noise not in made.stderr, made.stderr
+    shutil.rmtree(first.parent)
+
+    refused = deepframes_command("train", str(features), "--out", str(model))
+    assert refused.returncode == 2 and not model.exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"deepframes train: error: {features} was featurized with squeezenet1.1 weights from {first}, which does not "
+        "exist here (features copied from another machine?); expected that file, to copy it into the model. "
+        "Pass it with --weights FILE."]
+
+    trained = deepframes_command("train", str(features), "--weights", str(second), "--out", str(model))
+    assert trained.returncode == 0, trained.stderr
+    assert "netlib" not in trained.stderr and "loopback address" not in trained.stderr, trained.stderr
+    assert "true \\ predicted  Abyssinian  Bengal" in trained.stdout  # the confusion matrix names its classes
+    shutil.rmtree(second.parent)
+    assert list(model.glob("stages/*_ImageFeaturizer_*/files/weights/squeezenet1.1.onnx"))
+    code, out, err = run_cli(capsys, "predict", str(model), str(pets_images / "Bengal_10.jpg"), "--top", "1")
+    assert code == 0 and "Bengal_10.jpg  Bengal" in out, err  # the folder is all predict needs
