@@ -15,7 +15,7 @@ from typing import TextIO
 from pyspark.sql import SparkSession
 
 from .apps.progress import ImageCount
-from .session import _log4j_java_option, resolve_master
+from .session import _driver_java_options, resolve_master
 
 # Native libraries netlib probes for (dev.ludovic.netlib): when one is missing, its JNI loader
 # prints "dlopen(...) failed" on stderr (not through log4j) and Spark falls back to Java code.
@@ -42,7 +42,8 @@ def quiet_settings(master: str | None) -> dict[str, str]:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM PySpark starts next
     skipped = [f"-Ddev.ludovic.netlib.{name}.allowNative=false"
                for name, library in _NETLIB.items() if not _loadable(library)]
-    return {"spark.driver.extraJavaOptions": " ".join([_log4j_java_option(), *skipped])} if skipped else {}
+    options = " ".join([_driver_java_options(resolve_master(master)), *skipped])
+    return {"spark.driver.extraJavaOptions": options} if skipped else {}
 
 
 _cleanup: threading.Thread | None = None
