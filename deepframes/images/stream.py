@@ -41,6 +41,7 @@ def stream_images(
     extensions: Sequence[str] | None = IMAGE_EXTENSIONS,
     max_files_per_trigger: int | None = None,
     decode: bool = True,
+    max_pixels: int | None = None,
     spark: SparkSession | None = None,
 ) -> DataFrame:
     """Image files arriving in a folder, as a streaming DataFrame.
@@ -58,7 +59,7 @@ def stream_images(
         them with a leading ``_`` or ``.`` while writing (Spark skips those).
     recursive : bool
         Look into subfolders too.
-    label, size, resample, errors, extensions, decode
+    label, size, resample, errors, extensions, decode, max_pixels
         As for ``read_images``; ``errors="raise"`` fails the query on the first unreadable file.
     max_files_per_trigger : int, optional
         At most this many new files per micro-batch (default: all that are there).
@@ -91,7 +92,7 @@ def stream_images(
     [('Bengal', 32)]
     >>> shutil.rmtree(inbox); shutil.rmtree(work)
     """
-    config = decode_config("stream_images", label, size, resample, errors, decode)
+    config = decode_config("stream_images", label, size, resample, errors, decode, max_pixels)
     if max_files_per_trigger is not None and (not isinstance(max_files_per_trigger, int) or max_files_per_trigger < 1):
         raise ValueError(
             "Invalid value received for argument `max_files_per_trigger`. Expected a positive integer. "
