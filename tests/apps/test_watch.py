@@ -144,7 +144,7 @@ def test_watch_stopped_and_restarted_predicts_every_photo_exactly_once(small_mod
         seen.append(lines.get())
     # Ctrl-C: the query stops, and the command ends with one line (Spark's own log lines aside).
     ours = [line for line in seen if line.strip() and not SPARK_LOG_LINE.match(line)]
-    assert ours[-1] == "deepframes: interrupted", seen[-10:]
+    assert ours[-1] == "deepframes predict: interrupted", seen[-10:]
     assert not any("Traceback" in line for line in seen), "\n".join(seen)
 
     _drop(WAVES[2], pets_images, inbox, staging)
