@@ -204,7 +204,7 @@ def test_cli_quiet_settings_silence_spark_start_up_noise(monkeypatch):
     settings = _console.quiet_settings("local[2]")
     options = settings["spark.driver.extraJavaOptions"].split()
     assert options[0].startswith("-Dlog4j.configurationFile=file:")  # deepframes' log4j file stays
-    assert "-XX:TieredStopAtLevel=1" in options  # the driver's default for local masters stays too
+    assert "-XX:Tier4InvocationThreshold=50000" in options  # the driver's default for local masters stays too
     assert options[-1] == "-Ddev.ludovic.netlib.blas.allowNative=false"
     assert not any("netlib.lapack" in option for option in options)  # only the library that is missing
     assert os.environ["SPARK_LOCAL_IP"] == "127.0.0.1"  # a local master binds to loopback: no warning
