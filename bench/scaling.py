@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -41,13 +42,31 @@ def featurize_job(spark, folder: str, model: str):
 PATIENT_JIT = {"spark.executor.extraJavaOptions": session_module.PATIENT_JIT}
 
 
-def measure(num_workers: int, folder: str, model: str, repeats: int, settings: dict[str, str]) -> dict:
+def pin_workers(processes) -> None:
+    """Worker i (every thread of its JVM) to CPU i: the executor it launches, and that executor's
+    Python workers, inherit it, so each worker has one core as on a machine of its own. Without
+    this, one worker's decoding thread and JVM borrow the idle second core, and the 1-worker
+    figure is not one core's."""
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = [process for process in processes if process.role.startswith("worker")]
+    for index, worker in enumerate(workers):
+        for thread in Path(f"/proc/{worker.pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(thread.name), {cpus[index % len(cpus)]})
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
+
+
+def measure(num_workers: int, folder: str, model: str, repeats: int, settings: dict[str, str],
+            pin: bool) -> dict:
     import deepframes
     from deepframes import standalone
 
     state = tempfile.mkdtemp(prefix=f"deepframes-scaling-{num_workers}-")
     info = standalone.start_cluster(num_workers, 1, "1g", state_dir=state)
     try:
+        if pin:
+            pin_workers(info.processes)
         spark = deepframes.session(info.master_url, app_name=f"bench-scaling-{num_workers}", **{
             "spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.driver.memory": "2g",
             "spark.ui.showConsoleProgress": "false",
@@ -56,12 +75,13 @@ def measure(num_workers: int, folder: str, model: str, repeats: int, settings: d
             **settings,
         })
         try:
-            count = featurize_job(spark, folder, model).count()  # warm-up: executors load the model
+            count = featurize_job(spark, folder, model).count()
             seconds = []
-            for _ in range(repeats):
+            for run in range(repeats + 1):  # run 0 warms up: executors load the model, the JIT compiles
                 started = time.perf_counter()
                 featurize_job(spark, folder, model).write.format("noop").mode("overwrite").save()
-                seconds.append(time.perf_counter() - started)
+                if run:
+                    seconds.append(time.perf_counter() - started)
             executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
         finally:
             spark.stop()
@@ -79,18 +99,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--default-jit", action="store_true",
                         help="leave the executors' JIT at Java's defaults instead of deepframes' PATIENT_JIT")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the workers share every core instead of one core each (CPU affinity)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     settings = {} if args.default_jit else PATIENT_JIT
-    rows = [measure(workers, args.images, args.model, args.repeats, settings) for workers in (1, 2)]
+    rows = [measure(workers, args.images, args.model, args.repeats, settings, not args.no_pin) for workers in (1, 2)]
     one, two = rows
     efficiency = two["images_per_s"] / (2 * one["images_per_s"])
     print(f"{'workers':>7}  {'executors':>9}  {'images':>6}  {'seconds':>7}  {'images/s':>8}")
     for row in rows:
         print(f"{row['workers']:>7}  {row['executors']:>9}  {row['images']:>6}  {row['seconds']:>7.2f}  "
               f"{row['images_per_s']:>8.1f}")
+    print(f"workers: {'sharing every core' if args.no_pin else 'one core each (worker i and its children on CPU i)'}")
     print(f"executors' JIT: {'Java defaults' if args.default_jit else 'PATIENT_JIT (C2 thresholds x10)'}")
-    print(f"scaling efficiency (2 workers / (2 x 1 worker)): {efficiency:.2f} (target >= 0.85)")
+    print(f"scaling efficiency (2 workers / (2 x 1 worker)): {efficiency:.3f} "
+          f"(target >= 0.85: {'met' if efficiency >= 0.85 else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "efficiency": round(efficiency, 3)}, indent=2))
 
