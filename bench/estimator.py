@@ -36,7 +36,7 @@ def main() -> int:
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     from tune import features
 
-    spark = deepframes.session("local[2]")
+    spark = deepframes.session("local[2]", **{"spark.ui.showConsoleProgress": "false"})  # the table alone
     df = features(spark, args.rows)
     factory = functools.partial(small_mlp, 512, 3, 256)
 

@@ -41,7 +41,7 @@ def main() -> int:
     import deepframes
     from deepframes.training.examples import small_mlp, small_torch_mlp
 
-    spark = deepframes.session("local[2]")
+    spark = deepframes.session("local[2]", **{"spark.ui.showConsoleProgress": "false"})  # the table alone
     df = features(spark, args.rows)
     df.count()
     if args.framework == "torch":
