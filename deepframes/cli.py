@@ -220,10 +220,19 @@ def _novelty_line(rates: dict | None) -> str:
     return line
 
 
+def _check_reject_threshold(args: argparse.Namespace) -> None:
+    """``--reject-threshold`` of predict and serve (an override, None when not given), before Spark starts."""
+    from .apps.novelty import check_threshold
+
+    if args.reject_threshold is not None:
+        check_threshold(args.reject_threshold)
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.predict import BreedPredictor, format_predictions
     from .apps.train import check_model_dir
 
+    _check_reject_threshold(args)
     if args.watch or args.out or args.once:
         _watch(args)
         return
@@ -288,6 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.max_mb <= 0:
         raise InputError(f"--max-mb must be positive; got {args.max_mb}.")
+    _check_reject_threshold(args)
     token = (args.token if args.token is not None else os.environ.get("DEEPFRAMES_TOKEN")) or None  # "": none
     try:  # before the model loads: a busy port is one line, and nothing has claimed to serve
         sock = claim_port(args.host, args.port)

@@ -167,17 +167,21 @@ def _model_folder(folder: Path) -> Path:
     ("featurize without weights", "needs its ONNX file"),
     ("featurize missing folder", "No such file or folder"),
     ("study --iterations 0", "--iterations must be a positive integer"),
+    ("train --reject-threshold 1", "--reject-threshold: The reject threshold must be a number in [0, 1)"),
+    ("predict --reject-threshold -0.1", "--reject-threshold: The reject threshold must be a number in [0, 1)"),
+    ("serve --reject-threshold 2", "--reject-threshold: The reject threshold must be a number in [0, 1)"),
 ])
 def test_cli_refuses_bad_arguments_before_spark_starts(case, expected, no_spark, tmp_path, capsys):
     from tests.conftest import PETS_IMAGES
 
     photo = str(PETS_IMAGES / "Bengal_1.jpg")
     features = str(_features_folder(tmp_path / "features"))
+    model = str(_model_folder(tmp_path / "model"))
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "notes.txt").write_text("keep me\n")
     argv = {
-        "predict --top 0": ["predict", str(_model_folder(tmp_path / "model")), photo, "--top", "0"],
+        "predict --top 0": ["predict", model, photo, "--top", "0"],
         "predict not-a-model": ["predict", str(tmp_path), photo],
         "train --test-fraction 1.5": ["train", features, "--test-fraction", "1.5", "--out", str(tmp_path / "m")],
         "train --out existing": ["train", features, "--out", str(existing)],
@@ -188,6 +192,9 @@ def test_cli_refuses_bad_arguments_before_spark_starts(case, expected, no_spark,
         "featurize missing folder": ["featurize", str(tmp_path / "absent"), "--weights", photo,
                                      "--out", str(tmp_path / "f")],
         "study --iterations 0": ["study", features, "--iterations", "0", "--out", str(tmp_path / "s")],
+        "train --reject-threshold 1": ["train", features, "--reject-threshold", "1", "--out", str(tmp_path / "m")],
+        "predict --reject-threshold -0.1": ["predict", model, photo, "--reject-threshold", "-0.1"],
+        "serve --reject-threshold 2": ["serve", model, "--port", "0", "--reject-threshold", "2"],
     }[case]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
