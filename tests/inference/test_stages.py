@@ -203,7 +203,7 @@ def test_featurizer_decodes_encoded_files_like_read_images(spark, pets_images, o
 
 
 def test_read_images_without_decoding_rejects_decoding_options(spark, pets_images):
-    with pytest.raises(ValueError, match=r"decode=False.*`size`, `resample` and `errors` cannot apply.*size=8\b"):
+    with pytest.raises(ValueError, match=r"decode=False.*`size`, `resample`, `errors` and `max_pixels` cannot apply.*size=8\b"):
         deepframes.read_images(str(pets_images), decode=False, size=8, spark=spark)
 
 
