@@ -10,6 +10,7 @@ In a fitted pipeline it sits after the ``ImageFeaturizer``; the pipeline interpr
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Iterator
 
@@ -30,6 +31,8 @@ from ..core.arrays import column_to_numpy
 from ..core.udf import OutputColumn, append_columns
 from .novelty import DEFAULT_REJECT_THRESHOLD, NoveltyTest, check_reject_threshold, fit_novelty_test
 from .stage import ModelFileStage, check_input_columns
+
+logger = logging.getLogger(__name__)
 
 
 class _NoveltyParams(HasFeaturesCol, HasOutputCol):
@@ -71,7 +74,7 @@ class NoveltyDetector(Estimator, _NoveltyParams, HasLabelCol, HasSeed):
     >>> from pyspark.ml.linalg import Vectors
     >>> spark = deepframes.session("local[2]")
     >>> rng = np.random.default_rng(0)
-    >>> rows = [(Vectors.dense(rng.normal(0, 1, 4) + 5 * np.eye(4)[k % 2]), "ab"[k % 2]) for k in range(40)]
+    >>> rows = [(Vectors.dense(rng.normal(0, 1, 4) + 5 * np.eye(4)[k % 2]), "ab"[k % 2]) for k in range(240)]
     >>> model = NoveltyDetector().fit(spark.createDataFrame(rows, ["features", "label"]))
     >>> far = spark.createDataFrame([(Vectors.dense([-5.0, 0, 0, 0]),)], ["features"])
     >>> model.transform(far).first().typicality < model.getRejectThreshold()
@@ -105,6 +108,12 @@ class NoveltyDetector(Estimator, _NoveltyParams, HasLabelCol, HasSeed):
         matrix = column_to_numpy(table.column("features"), features)
         test = fit_novelty_test(matrix, table.column("label").to_pylist(), num_folds=self.getOrDefault(self.numFolds),
                                 reject_threshold=self.getRejectThreshold(), seed=self.getSeed())
+        lowest = 1.0 / (1 + len(test.calibration))  # the typicality of a photo farther than all of them
+        if 0 < self.getRejectThreshold() < lowest:
+            logger.warning("rejectThreshold %g is below %.3g, the lowest typicality %d held-out training rows can "
+                           "give: no row will be rejected. Fit on %d rows or more, or raise the threshold to %.3g.",
+                           self.getRejectThreshold(), lowest, len(test.calibration),
+                           int(np.ceil(1 / self.getRejectThreshold())), lowest)
         path = os.path.join(scratch_folder(), "novelty.npz")  # save copies it into the stage's folder
         np.savez(path, **test.to_arrays())
         return NoveltyModel(featuresCol=features, outputCol=self.getOutputCol(),
