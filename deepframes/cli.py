@@ -122,7 +122,9 @@ def _spark(args: argparse.Namespace, settings: dict[str, str]):
     from ._console import quiet_interrupts, quiet_settings
     from .session import REMOTE_ENV_VAR, is_connect, session
 
-    if not args.verbose and not os.environ.get(REMOTE_ENV_VAR):  # the settings are for a JVM of ours
+    if os.environ.get(REMOTE_ENV_VAR):  # a Connect server's JVM: its start-up and console are not ours
+        settings = {}
+    elif not args.verbose:
         settings = {**quiet_settings(args.master), **settings}
     spark = session(args.master, ship_env=args.ship_env, **settings)
     if not args.verbose and not is_connect(spark):

@@ -63,9 +63,17 @@ def track_images(spark: SparkSession, total: int, report: Callable[[ImageCount],
 
     The jobs started in the ``with`` block (on this thread) form one Spark job group. On leaving
     the block without an error, ``report`` gets a last count with ``final=True`` and every image done.
+    A Spark Connect session has no status tracker to poll: only that last count is reported.
     """
+    from ..session import is_connect
+
     if report is None:
         yield
+        return
+    if is_connect(spark):
+        started = time.perf_counter()
+        yield
+        report(ImageCount(total, total, time.perf_counter() - started, final=True))
         return
     context = spark.sparkContext
     group = f"deepframes-images-{next(_GROUPS)}"

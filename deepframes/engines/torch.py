@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .base import Engine, Placement, TensorInfo, require
+
+# torch.export.load keeps its deserializer in a module global and refuses a second load while one
+# runs: two fits of a CrossValidator (parallelism=2) load their models at once on the driver.
+_EXPORT_LOAD_LOCK = threading.Lock()
 
 
 def _forward_names(module) -> list[str]:
@@ -91,7 +96,8 @@ class TorchEngine(Engine):
             if state_dict:
                 module.load_state_dict(torch.load(state_dict, map_location="cpu", weights_only=True))
         elif str(source).endswith(".pt2"):
-            program = torch.export.load(source)
+            with _EXPORT_LOAD_LOCK:
+                program = torch.export.load(source)
             signature = _exported_signature(program, output_names)
             module = program.module()
         else:
