@@ -217,11 +217,13 @@ def raise_on_rank_with_shard(ctx, df, failing_rank):
 
 def checkpointed_steps(ctx, total_steps, marker_dir):
     """Counts steps, checkpointing each (rank 0); on the first attempt both ranks stop half-way and
-    wait there (for the test to kill an executor). Resumes from the checkpoint on a retry."""
+    wait there (for the test to kill an executor). Resumes from the checkpoint on a retry only: on the
+    first attempt rank 0 may have checkpointed before a slower rank 1 starts, which must not skip the
+    half-way stop."""
     import json
 
     path = os.path.join(ctx.checkpoint_dir, "state.json")
-    step = json.load(open(path))["step"] if os.path.exists(path) else 0
+    step = json.load(open(path))["step"] if ctx.attempt > 0 and os.path.exists(path) else 0
     resumed_from = step
     while step < total_steps:
         step += 1
