@@ -4,8 +4,8 @@ Map (z = x + 3): Spark's native `col("x") + 3`, a plain scalar pandas UDF, and m
 its output inferred (the timing includes inferring it: a few rows read on the driver) and
 declared (`output_schema`). Reduce (sum of x): Spark's `F.sum`, reduce_blocks, and the floor of
 any Python-side pass (a `mapInArrow` that only counts rows: Spark's JVM -> Arrow -> Python
-transfer). The column is cached first; each contender runs once to warm up, then --repeats times
-(median). Judged by: map_blocks (inferred) / pandas UDF <= 1.1, reduce_blocks / floor <= 1.1.
+transfer). The column is cached first; each contender runs once to warm up, then in --repeats
+rounds that run every contender in turn (median per contender). Judged by: map_blocks (inferred) / pandas UDF <= 1.1, reduce_blocks / floor <= 1.1.
 
     .venv/bin/python bench/blocks.py [--rows 3000000] [--repeats 3] [--json out.json]
 """
@@ -39,14 +39,18 @@ def count_rows(batches):
     yield pa.RecordBatch.from_arrays([pa.array([sum(batch.num_rows for batch in batches)])], names=["n"])
 
 
-def timed(action, repeats: int) -> float:
-    action()  # warm-up: Python workers started, code paths loaded
-    seconds = []
+def timed_rounds(actions: dict, repeats: int) -> dict[str, float]:
+    """Each action's median seconds over ``repeats`` rounds; every round runs each action once,
+    in turn, so that a slow spell of the machine (GC, JIT, another process) falls on all alike."""
+    for action in actions.values():
+        action()  # warm-up: Python workers started, code paths loaded
+    seconds: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+        for name, action in actions.items():
+            started = time.perf_counter()
+            action()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def main() -> None:
@@ -74,7 +78,7 @@ def main() -> None:
         "reduce: deepframes.reduce_blocks sum": lambda: deepframes.reduce_blocks(lambda b: {"x": np.sum(b["x"], axis=0)}, df),
         "floor: mapInArrow pass that does nothing": lambda: df.mapInArrow(count_rows, "n long").collect(),
     }
-    results = {name: timed(action, args.repeats) for name, action in contenders.items()}
+    results = timed_rounds(contenders, args.repeats)
 
     total = df.agg(F.sum("x")).first()[0]
     ours = float(deepframes.reduce_blocks(lambda b: {"x": np.sum(b["x"], axis=0)}, df)["x"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +86,11 @@ class Engine(abc.ABC):
         return self._outputs
 
     @abc.abstractmethod
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch; ``feeds`` maps every input name to an array with the batch first."""
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Run one batch; ``feeds`` maps every input name to an array with the batch first.
+
+        ``outputs`` names the outputs the caller needs (None: all). An engine may then compute only
+        what those need, and returns at least them."""
 
     def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``feeds`` keyed by this model's input names. A single-input model takes its one feed

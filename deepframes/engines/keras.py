@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class KerasEngine(Engine):
                    for name, t in zip(names, self.model.outputs)]
         return inputs, outputs
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         feeds = self.check_feeds(feeds)
         if self._signature is not None:
             import tensorflow as tf

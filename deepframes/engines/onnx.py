@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .base import Engine, Placement, TensorInfo, require
+
+_LOG = logging.getLogger(__name__)
 
 _ONNX_DTYPES = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -23,9 +26,16 @@ def _info(node) -> TensorInfo:
 class OnnxEngine(Engine):
     """Runs an ONNX model with ONNX Runtime, on the task's GPU when Spark gave it one.
 
+    ONNX Runtime runs every node of a graph whichever outputs are asked for; asked for some of the
+    outputs, the engine runs a copy of the graph cut down to the nodes they need (SqueezeNet's
+    ``features`` skip the 1000-class convolution: a fifth of its work).
+
     >>> engine = OnnxEngine("../shared/models/squeezenet1.1.onnx")
     >>> [info.describe() for info in engine.outputs]
     ['features: float32[?, 512]', 'probabilities: float32[?, 1000]']
+    >>> batch = {"data_0": np.zeros((2, 3, 224, 224), np.float32)}
+    >>> {name: value.shape for name, value in engine.run(batch, outputs=["features"]).items()}
+    {'features': (2, 512)}
     """
 
     framework = "onnx"
@@ -38,12 +48,42 @@ class OnnxEngine(Engine):
         providers: list = ["CPUExecutionProvider"]
         if placement.gpu is not None and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(placement.gpu)}))
-        self.session = ort.InferenceSession(path, options, providers=providers)
+        self._open = lambda model: ort.InferenceSession(model, options, providers=providers)
+        self._path = path
+        self.session = self._open(path)
         self._inputs = [_info(node) for node in self.session.get_inputs()]
         self._outputs = [_info(node) for node in self.session.get_outputs()]
+        self._sessions = {tuple(info.name for info in self._outputs): self.session}
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         feeds = self.check_feeds(feeds)
         typed = {info.name: np.asarray(feeds[info.name], dtype=info.dtype) for info in self._inputs}
-        values = self.session.run(None, typed)
-        return {info.name: value for info, value in zip(self._outputs, values)}
+        names = self._names(outputs)
+        session = self._sessions.get(names)
+        if session is None:
+            session = self._sessions[names] = self._cut_down(names)
+        return dict(zip(names, session.run(list(names), typed)))
+
+    def _names(self, outputs: Sequence[str] | None) -> tuple[str, ...]:
+        """The outputs to compute, in the model's order (all of them when one is unknown: the
+        caller then says which exist)."""
+        every = tuple(info.name for info in self._outputs)
+        if outputs is None or not set(outputs) <= set(every):
+            return every
+        return tuple(name for name in every if name in set(outputs))
+
+    def _cut_down(self, names: tuple[str, ...]):
+        """A session over the part of the graph that ``names`` need (the whole graph without
+        the ``onnx`` package, or for a model it cannot cut)."""
+        try:
+            import onnx
+            from onnx.utils import Extractor
+
+            model = onnx.load(self._path)
+            part = Extractor(model).extract_model([info.name for info in self._inputs], list(names))
+            return self._open(part.SerializeToString())
+        except ImportError:
+            _LOG.info("onnx is not installed: the whole graph of %s runs for %s", self._path, list(names))
+        except Exception as error:  # noqa: BLE001 - any graph the extractor cannot cut runs whole
+            _LOG.warning("Running the whole graph of %s for %s: it cannot be cut (%s)", self._path, list(names), error)
+        return self.session

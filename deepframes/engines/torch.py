@@ -116,7 +116,7 @@ class TorchEngine(Engine):
             self._inputs = [TensorInfo(name, None, "float32") for name in (input_names or _forward_names(module))]
             self._outputs = [TensorInfo(name, None, "float32") for name in (self._output_names or ["output"])]
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         import torch
 
         feeds = self.check_feeds(feeds)

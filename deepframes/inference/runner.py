@@ -179,7 +179,8 @@ def _narrow(valid: np.ndarray | None, kept: np.ndarray, num_rows: int) -> np.nda
 
 def network_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
     """Run the model on one prepared batch; the plan's outputs, each with ``num_rows`` rows."""
-    results = plan.model.load().run(feeds)
+    named = [binding.output_name for binding in plan.outputs]
+    results = plan.model.load().run(feeds, outputs=None if None in named else named)
     values = []
     for binding in plan.outputs:
         name = binding.output_name or next(iter(results))

@@ -10,6 +10,7 @@ from pyspark.errors import PythonException
 
 import deepframes
 from deepframes.engines import MissingEngineError, load_engine
+from tests.conftest import SHARED
 from tests.inference.conftest import TOY_FORMATS, reference
 
 
@@ -126,3 +127,16 @@ def test_placement_takes_the_task_cpus_and_gpu(monkeypatch):
 
     monkeypatch.setattr(pyspark.TaskContext, "get", classmethod(lambda cls: Task()))
     assert Placement.for_current_task() == Placement(threads=3, gpu="1", in_task=True)
+
+
+def test_onnx_engine_computes_some_outputs_with_the_graph_cut_down():
+    engine = load_engine(str(SHARED / "models" / "squeezenet1.1.onnx"))
+    batch = {"data_0": np.random.default_rng(0).normal(size=(3, 3, 224, 224)).astype(np.float32)}
+    whole = engine.run(batch)
+    features = engine.run(batch, outputs=["features"])
+    assert list(features) == ["features"]
+    np.testing.assert_allclose(features["features"], whole["features"], rtol=1e-5, atol=1e-6)
+    # The cut-down session holds only what the features need: no 1000-class output.
+    cut = engine._sessions[("features",)]
+    assert [node.name for node in cut.get_outputs()] == ["features"]
+    assert engine.run(batch, outputs=["no such output"]).keys() == whole.keys()  # the caller names the error

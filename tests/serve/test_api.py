@@ -76,7 +76,7 @@ def test_api_serves_concurrent_requests_in_batches_without_reloading(client, pip
     monkeypatch.setattr(spec_module, "load_engine", lambda *a, **k: loads.append(a) or original_load(*a, **k))
     engine = pipeline.function.plan.model.load()
     runs = []
-    monkeypatch.setattr(engine, "run", lambda feeds, _run=engine.run: runs.append(1) or _run(feeds))
+    monkeypatch.setattr(engine, "run", lambda feeds, outputs=None, _run=engine.run: runs.append(1) or _run(feeds, outputs))
     photos = [(pets_images / f"{breed}_{n}.jpg").read_bytes() for breed in ("Bengal", "Abyssinian") for n in range(1, 5)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda photo: _upload(client, "p.jpg", photo), photos))
