@@ -7,7 +7,7 @@ any Python-side pass (a `mapInArrow` that only counts rows: Spark's JVM -> Arrow
 transfer). The column is cached first; each contender runs once to warm up, then in --repeats
 rounds that run every contender in turn (median per contender). Judged by: map_blocks (inferred) / pandas UDF <= 1.1, reduce_blocks / floor <= 1.1.
 
-    .venv/bin/python bench/blocks.py [--rows 3000000] [--repeats 3] [--json out.json]
+    .venv/bin/python bench/blocks.py [--rows 3000000] [--repeats 15] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
 
