@@ -2,11 +2,13 @@
 
 Each cluster is started with ``deepframes cluster start`` (workers of 1 core, 1g), the 600 shared
 pet photos are featurized with SqueezeNet (``read_images(decode=False)`` + ``ImageFeaturizer``),
-once to warm up and then --repeats times (median), and the cluster is stopped. Prints a table and
+--warm-up times (the executors load the model; the driver's and executors' JITs compile) and then
+--repeats times (median), and the cluster is stopped. Prints a table and
 the scaling efficiency, throughput with 2 / (2 x throughput with 1); target >= 0.85. Needs a quiet
 machine with at least 2 cores.
 
-    .venv/bin/python bench/scaling.py [--images DIR] [--model FILE] [--repeats 3] [--json out.json]
+    .venv/bin/python bench/scaling.py [--images DIR] [--model FILE] [--warm-up 2] [--repeats 5]
+                                      [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def pin_workers(processes) -> None:
                 pass
 
 
-def measure(num_workers: int, folder: str, model: str, repeats: int, settings: dict[str, str],
-            pin: bool) -> dict:
+def measure(num_workers: int, folder: str, model: str, warm_up: int, repeats: int,
+            settings: dict[str, str], pin: bool) -> dict:
     import deepframes
     from deepframes import standalone
 
@@ -77,10 +79,10 @@ def measure(num_workers: int, folder: str, model: str, repeats: int, settings: d
         try:
             count = featurize_job(spark, folder, model).count()
             seconds = []
-            for run in range(repeats + 1):  # run 0 warms up: executors load the model, the JIT compiles
+            for run in range(warm_up + repeats):
                 started = time.perf_counter()
                 featurize_job(spark, folder, model).write.format("noop").mode("overwrite").save()
-                if run:
+                if run >= warm_up:
                     seconds.append(time.perf_counter() - started)
             executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
         finally:
@@ -96,7 +98,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default=str(SHARED / "data" / "pets" / "images"))
     parser.add_argument("--model", default=str(SHARED / "models" / "squeezenet1.1.onnx"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warm-up", type=int, default=2,
+                        help="untimed runs first: the driver's JIT still compiles Spark's planning code "
+                             "in the second run, and on one machine it takes CPU from the workers")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--default-jit", action="store_true",
                         help="leave the executors' JIT at Java's defaults instead of deepframes' PATIENT_JIT")
     parser.add_argument("--no-pin", action="store_true",
@@ -104,7 +109,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     settings = {} if args.default_jit else PATIENT_JIT
-    rows = [measure(workers, args.images, args.model, args.repeats, settings, not args.no_pin) for workers in (1, 2)]
+    rows = [measure(workers, args.images, args.model, args.warm_up, args.repeats, settings, not args.no_pin)
+            for workers in (1, 2)]
     one, two = rows
     efficiency = two["images_per_s"] / (2 * one["images_per_s"])
     print(f"{'workers':>7}  {'executors':>9}  {'images':>6}  {'seconds':>7}  {'images/s':>8}")
@@ -112,7 +118,8 @@ def main() -> None:
         print(f"{row['workers']:>7}  {row['executors']:>9}  {row['images']:>6}  {row['seconds']:>7.2f}  "
               f"{row['images_per_s']:>8.1f}")
     print(f"workers: {'sharing every core' if args.no_pin else 'one core each (worker i and its children on CPU i)'}")
-    print(f"executors' JIT: {'Java defaults' if args.default_jit else 'PATIENT_JIT (C2 thresholds x10)'}")
+    print(f"executors' JIT: {'Java defaults' if args.default_jit else 'PATIENT_JIT (C2 thresholds x10)'}; "
+          f"{args.warm_up} warm-up run(s), median of {args.repeats}")
     print(f"scaling efficiency (2 workers / (2 x 1 worker)): {efficiency:.3f} "
           f"(target >= 0.85: {'met' if efficiency >= 0.85 else 'NOT met'})")
     if args.json:
