@@ -15,7 +15,7 @@ from pyspark.sql.types import ArrayType, BinaryType, FloatType, StructField, Str
 
 from ..core.arrays import OutputSpec
 from ..core.sampling import sample
-from ..core.shapes import UNKNOWN, column_shape, format_shape, recorded_shape
+from ..core.shapes import UNKNOWN, column_shape, dtype_name, format_shape, recorded_shape
 from ..engines import TensorInfo
 from ..models.presets import ImagePreset
 from ..models.spec import ModelSpec
@@ -148,12 +148,14 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
         check_input_columns(dataset, self._columns(), "ModelTransformer")
         plan = self.inference_plan(dataset.schema)
         if any(binding.spec.dtype == _UNKNOWN_DTYPE for binding in plan.outputs):
-            plan = outputs_from_first_rows(dataset, plan)
+            plan = outputs_from_zeros(dataset.schema, plan) or outputs_from_first_rows(dataset, plan)
         return apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ModelTransformer")
 
 
 # TorchScript files and factories cannot tell their outputs before they run: such outputs are
-# planned from the first rows (one small job), or as flat float arrays when there are none.
+# planned by running the model once on the driver on a row of zeros shaped like the input columns
+# (no Spark job); only when a column's cell shape is unknown, from the first rows (one small job),
+# or as flat float arrays when there are none.
 _UNKNOWN_DTYPE = "unknown"
 
 
@@ -202,6 +204,36 @@ def _output_spec(column: str, info: TensorInfo) -> OutputSpec:
     return OutputSpec.infer(column, np.empty((0, 1), dtype=info.dtype), variable=True)
 
 
+def outputs_from_zeros(schema: StructType, plan: InferencePlan) -> InferencePlan | None:
+    """Plan unknown outputs from one run of the model on a row of zeros (on the driver, no Spark
+    job); None when an input column's cell shape is not known from its type or recorded shape."""
+    feeds = {}
+    for binding in plan.inputs:
+        if binding.preset is not None:
+            height, width = binding.preset.size
+            feeds[binding.input_name] = binding.preset.normalise(np.zeros((1, height, width, 3), np.float32))
+            continue
+        field = schema[binding.column]
+        cells, dtype = column_shape(field)[1:], dtype_name(field.dataType)
+        if any(size < 0 for size in cells) or dtype not in _NUMERIC_DTYPES:
+            return None
+        feeds[binding.input_name] = np.zeros((1, *cells), dtype=dtype)
+    return _planned_outputs(plan, model_outputs(feeds, plan, 1))
+
+
+_NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "bool"}
+
+
+def _planned_outputs(plan: InferencePlan, values: list[np.ndarray]) -> InferencePlan:
+    """The plan with its unknown outputs typed like ``values`` (one row each)."""
+    outputs = tuple(
+        OutputBinding(binding.output_name, OutputSpec.infer(binding.spec.name, value))
+        if binding.spec.dtype == _UNKNOWN_DTYPE else binding
+        for binding, value in zip(plan.outputs, values)
+    )
+    return replace(plan, outputs=outputs)
+
+
 def outputs_from_first_rows(dataset: DataFrame, plan: InferencePlan) -> InferencePlan:
     """Plan unknown outputs by running the model on the first rows (a model that cannot
     describe its outputs: a TorchScript file or a factory; ``torch.export`` avoids this job)."""
@@ -211,13 +243,7 @@ def outputs_from_first_rows(dataset: DataFrame, plan: InferencePlan) -> Inferenc
         flat = tuple(replace(b, spec=replace(b.spec, dtype="float32")) if b.spec.dtype == _UNKNOWN_DTYPE else b
                      for b in plan.outputs)
         return replace(plan, outputs=flat)
-    values = model_outputs({name: value[:1] for name, value in prepared.feeds.items()}, plan, 1)
-    outputs = tuple(
-        OutputBinding(binding.output_name, OutputSpec.infer(binding.spec.name, value))
-        if binding.spec.dtype == _UNKNOWN_DTYPE else binding
-        for binding, value in zip(plan.outputs, values)
-    )
-    return replace(plan, outputs=outputs)
+    return _planned_outputs(plan, model_outputs({name: value[:1] for name, value in prepared.feeds.items()}, plan, 1))
 
 
 def is_image_field(field: StructField) -> bool:

@@ -33,6 +33,9 @@ STAGES = {
         model=models["onnx"], inputCols=["x"], outputCols=["y"], batchSize=4),
     "ModelTransformer-torch.export": lambda models: deepframes.ModelTransformer(
         model=models["torch_export"], inputCols=["x"], outputCols=["y"], batchSize=4),
+    # TorchScript cannot describe its outputs: planned from one run on a row of zeros, no job.
+    "ModelTransformer-torchscript": lambda models: deepframes.ModelTransformer(
+        model=models["torchscript"], inputCols=["x"], outputCols=["y"], batchSize=4),
     "ImageFeaturizer": lambda models: deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4),
     "ImagePredictor": lambda models: deepframes.ImagePredictor(
         model="squeezenet1.1", weights=SQUEEZENET, topK=2, batchSize=4),
