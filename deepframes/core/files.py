@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import threading
 from typing import Any
 
+from .._scratch import scratch_folder
+
+# The folder of digest-named copies (made on first use, under this process's scratch root).
+_COPIES: list[str] = []
 # (application or Connect session, file) pairs already sent: addFile refuses a second time.
 _SHIPPED: set[tuple[str, str]] = set()
 
@@ -19,22 +23,24 @@ _SHIPPED: set[tuple[str, str]] = set()
 def digest_named_copy(path: str, digest: str) -> str:
     """A hard link (else a copy) of ``path`` named by its digest, so two files called
     model.onnx never collide, and executors fetching it later get these bytes even when the
-    user's file was moved or rewritten meanwhile."""
-    folder = os.path.join(tempfile.gettempdir(), "deepframes-models")
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
-    if os.path.islink(target):  # left by an older version, which linked by name
-        os.unlink(target)
+    user's file was moved or rewritten meanwhile. It lives in this process's scratch folder,
+    removed when the process exits (the session that serves it ends with it)."""
+    if not _COPIES:
+        _COPIES.append(scratch_folder())
+    target = os.path.join(_COPIES[0], f"{digest[:16]}-{os.path.basename(path.rstrip('/'))}")
     if not os.path.exists(target):
-        temporary = f"{target}.{os.getpid()}"
+        temporary = f"{target}.{threading.get_ident()}"
         if os.path.isdir(path):
             shutil.copytree(path, temporary, copy_function=_link_or_copy)
         else:
             _link_or_copy(path, temporary)
         try:
             os.replace(temporary, target)
-        except OSError:  # another process put the same digest there first
-            shutil.rmtree(temporary, ignore_errors=True)
+        except OSError:  # another thread put the same digest there first
+            if os.path.isdir(temporary):
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                os.unlink(temporary)
     return target
 
 
