@@ -113,7 +113,16 @@ def test_readme_block_runs(chain, readme_folder, spark_sessions):
         return
     from tests.conftest import LOCAL_MASTER
 
-    spark_sessions.get(LOCAL_MASTER)  # the blocks' deepframes.session() returns this running session
+    spark = spark_sessions.get(LOCAL_MASTER)  # the blocks' deepframes.session() returns this running session
+    # The JVM started elsewhere: Hadoop resolves a relative path like save("pets-model") against its
+    # local file system's working folder, not Python's, so point that at the scratch folder too.
+    jvm = spark.sparkContext._jvm
+    local = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark.sparkContext._jsc.hadoopConfiguration())
+    before = local.getWorkingDirectory()
+    local.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(str(readme_folder)))
     namespace = {"__name__": "__readme__"}
-    for block in chain:
-        exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    try:
+        for block in chain:
+            exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    finally:
+        local.setWorkingDirectory(before)
