@@ -244,10 +244,34 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise InputError(f"--top must be a positive integer; got {args.top}.")
     check_model_dir(args.model_dir)
     _check_paths(args.images)
-    predictor = BreedPredictor(args.model_dir, _spark(args, _SHOW_PROGRESS), reject_threshold=args.reject_threshold)
+    predictor = _in_process_predictor(args)
+    if predictor is None:
+        predictor = BreedPredictor(args.model_dir, _spark(args, _SHOW_PROGRESS), reject_threshold=args.reject_threshold)
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
+
+
+def _no_cluster_asked(args: argparse.Namespace) -> bool:
+    from .session import MASTER_ENV_VAR, REMOTE_ENV_VAR
+
+    return not (args.master or args.ship_env or os.environ.get(MASTER_ENV_VAR) or os.environ.get(REMOTE_ENV_VAR))
+
+
+def _in_process_predictor(args: argparse.Namespace):
+    """A predictor that needs no Spark, for a few photos on this machine's disk and a model folder
+    read without Spark; None when the work needs Spark (a --master, thousands of photos, a URI)."""
+    from .apps.predict import IN_PROCESS_MAX_FILES, BreedPredictor
+    from .images import IMAGE_EXTENSIONS
+    from .images.listing import list_local_images
+    from .inference.saved import NeedsSpark
+
+    if not _no_cluster_asked(args) or list_local_images(args.images, IMAGE_EXTENSIONS, IN_PROCESS_MAX_FILES) is None:
+        return None
+    try:
+        return BreedPredictor(args.model_dir, None, reject_threshold=args.reject_threshold)
+    except NeedsSpark:
+        return None
 
 
 def _watch(args: argparse.Namespace) -> None:
@@ -295,6 +319,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ImportError as error:
         raise CommandError(f"serve needs FastAPI and uvicorn ({error}): pip install 'deepframes[serve]'") from None
     from .apps.train import check_model_dir
+    from .inference.saved import NeedsSpark
     from .serve.local import LocalPipeline
 
     if args.max_mb <= 0:
@@ -307,8 +332,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(str(error)) from None
     with sock:
         check_model_dir(args.model_dir)
-        pipeline = LocalPipeline(args.model_dir, _spark(args, _QUIET),
-                                 reject_threshold=args.reject_threshold)
+        try:  # answers are in-process: Spark only when the folder cannot be read without it
+            pipeline = LocalPipeline(args.model_dir, reject_threshold=args.reject_threshold)
+        except NeedsSpark:
+            pipeline = LocalPipeline(args.model_dir, _spark(args, _QUIET), reject_threshold=args.reject_threshold)
         model_dir = str(Path(args.model_dir).resolve())
         app = create_app(pipeline, model_dir, max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=args.max_pixels,
                          token=token)

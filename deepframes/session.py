@@ -13,6 +13,7 @@ from typing import Any
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
+from . import _class_archive
 from ._java import require_java
 from ._master import check_master_reachable
 
@@ -38,6 +39,25 @@ _DEFAULT_CONF = {
 _LAUNCH_SETTINGS: dict[str, str] = {}
 
 _LOCAL_MASTER = re.compile(r"local(\[(\d+|\*)(,\s*\d+)?\])?$")
+# Masters whose executors run on this machine, with this interpreter and its packages.
+_THIS_MACHINE = re.compile(r"local(\[.*\]|-cluster\[.*\])?$")
+
+
+def _this_machine_defaults(master: str) -> dict[str, str]:
+    """Defaults for masters whose executors run here (``local``, ``local-cluster``): Python
+    workers forked from a daemon that has deepframes' executor modules imported already
+    (``deepframes._worker_daemon``), and no web UI (0.2 s of every start; pass
+    ``spark.ui.enabled=true`` to have it). A cluster's executors may lack deepframes until the
+    job ships it, so their daemon stays PySpark's.
+
+    >>> _this_machine_defaults("local[2]")["spark.python.daemon.module"]
+    'deepframes._worker_daemon'
+    >>> _this_machine_defaults("spark://cluster:7077")
+    {}
+    """
+    if not _THIS_MACHINE.match(master):
+        return {}
+    return {"spark.python.daemon.module": "deepframes._worker_daemon", "spark.ui.enabled": "false"}
 _TASK_RESOURCE = re.compile(r"spark\.task\.resource\.([^.]+)\.amount$")
 
 
@@ -87,7 +107,8 @@ def _driver_java_options(master: str) -> str:
     options = f"-Dlog4j.configurationFile=file:{config}"
     if _LOCAL_MASTER.match(master):
         options += " " + PATIENT_JIT
-    return options
+    sharing = _class_archive.java_options()
+    return f"{options} {sharing}" if sharing else options
 
 
 def _forget_launch_settings(keep: Mapping[str, str]) -> None:
@@ -208,6 +229,8 @@ def session(master: str | None = None, app_name: str = "deepframes", *, remote: 
     options = {**_DEFAULT_CONF, **settings}
     if not _master_from_spark_submit(master):
         options.setdefault("spark.master", resolve_master(master))
+    if active is None:
+        options = {**_this_machine_defaults(options.get("spark.master", "")), **options}
     options.setdefault("spark.app.name", app_name)
     if active is None:
         check_schedulable(options.get("spark.master", ""), options)
@@ -263,6 +286,7 @@ def _launch_jvm(options: Mapping[str, str]) -> None:
         conf = SparkConf(loadDefaults=False).setAll(list(options.items()))
         SparkContext._gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
         SparkContext._jvm = SparkContext._gateway.jvm
+    _class_archive.launched(getattr(SparkContext._gateway, "proc", None))
 
 
 def _master_from_spark_submit(master: str | None) -> bool:

@@ -8,10 +8,13 @@ batch UDF (2 instances in their own processes, ONNX Runtime with 1 intra-op thre
 mode, the same work as deepframes; ``--decode native`` uses Daft's own Rust decoder and resize
 (``.decode_image(mode="RGB").resize(224, 224)``, full-size decode) before the UDF.
 Prints one JSON line: median seconds over --repeats after one warm-up run, and the row count.
+``--write DIR`` instead runs the job once, as a user would from a cold process, and writes
+``path, features`` to Parquet in DIR (bench/cold.py times the whole process from outside).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -32,6 +35,8 @@ INSTANCES = 2
 def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0])
     parser.add_argument("--decode", choices=["pillow", "native"], default="pillow")
+    parser.add_argument("--write", help="run once, cold, and write Parquet to this folder")
+    parser.add_argument("--recursive", action="store_true", help="also look in subfolders of --images")
     args = parser.parse_args()
 
     import daft
@@ -59,17 +64,24 @@ def main() -> None:
             return self._features(np.stack([common.pixels_to_input(pixels) for pixels in image.to_pylist()]))
 
     model = SqueezeNet(args.model)
-    pattern = os.path.join(os.path.abspath(args.images), "*.jpg")
+    pattern = os.path.join(os.path.abspath(args.images), "**/*.jpg" if args.recursive else "*.jpg")
 
-    def run() -> int:
+    def featurized():
         files = daft.from_glob_path(pattern)
         content = col("path").download()
         if args.decode == "pillow":
             features = model.from_bytes(content)
         else:
             features = model.from_pixels(content.decode_image(mode="RGB").resize(common.SIZE, common.SIZE))
-        result = files.select(col("path"), features.alias("features")).collect()
-        return len(result)
+        return files.select(col("path"), features.alias("features"))
+
+    def run() -> int:
+        return len(featurized().collect())
+
+    if args.write:
+        featurized().write_parquet(args.write)
+        print(json.dumps({"engine": "daft", "version": daft.__version__, "decode": args.decode}), flush=True)
+        return
 
     seconds, rows = common.measure(run, args.repeats)
     config = (f"from_glob_path + download + {args.decode} decode + @daft.cls batch UDF, "

@@ -12,12 +12,19 @@ from pyspark.ml.feature import StringIndexerModel
 from pyspark.sql import DataFrame, SparkSession
 
 from ..models import zoo
-from ..images import ImageDecodeError, read_images
+from ..images import IMAGE_EXTENSIONS, ImageDecodeError, read_images
+from ..images.listing import list_local_images
 from ..inference import ImageFeaturizer
 from ..inference.pipeline import Answer, PipelineFunction, pipeline_novelty
+from ..inference.saved import SavedPipeline
 from .errors import InputError
 from .novelty import guard_model
-from .train import load_model, model_labels
+from .train import load_model, load_saved_model, model_labels
+
+# Up to this many local photos, predict runs in-process: a cold Spark session costs about as
+# much as featurizing a thousand photos in one process.
+IN_PROCESS_MAX_FILES = 1000
+_IN_PROCESS_BATCH = 32
 
 
 @dataclass
@@ -46,6 +53,10 @@ class Prediction:
 class BreedPredictor:
     """A model folder written by ``train``, loaded once, answering for image files or bytes.
 
+    Without ``spark`` the model is read without Spark (``inference.saved``: a local folder of the
+    stages ``train`` writes; ``NeedsSpark`` otherwise) and photos are answered in-process; with
+    it, ``predict_paths`` reads the photos with Spark and runs the saved ``PipelineModel``.
+
     Examples
     --------
     >>> import deepframes, tempfile
@@ -59,11 +70,16 @@ class BreedPredictor:
     ['Bengal']
     """
 
-    def __init__(self, model_dir: str | Path, spark: SparkSession, reject_threshold: float | None = None) -> None:
-        self.model: PipelineModel = load_model(model_dir)
+    def __init__(self, model_dir: str | Path, spark: SparkSession | None,
+                 reject_threshold: float | None = None) -> None:
+        self.model: PipelineModel | SavedPipeline = load_model(model_dir) if spark is not None else load_saved_model(model_dir)
         guard_model(self.model, model_dir, reject_threshold)
         self.spark = spark
         self.labels = model_labels(self.model)
+        self._function: PipelineFunction | None = None
+        if isinstance(self.model, SavedPipeline):
+            self.input_size = zoo.named_model(self.model.featurizer.getOrDefault("model")).preset.size
+            return
         featurizers = [stage for stage in self.model.stages if isinstance(stage, ImageFeaturizer)]
         if not featurizers:
             raise InputError(
@@ -74,7 +90,6 @@ class BreedPredictor:
         # Images carry no label column: leave out the StringIndexer, which would warn about it.
         self._runner = PipelineModel(
             stages=[stage for stage in self.model.stages if not isinstance(stage, StringIndexerModel)])
-        self._function: PipelineFunction | None = None
 
     def _predict(self, frame: DataFrame, top: int) -> list[Prediction]:
         stage = pipeline_novelty(self.model)
@@ -94,6 +109,8 @@ class BreedPredictor:
         """Predictions for image files (folders and globs too), in path order."""
         if top < 1:
             raise InputError(f"--top must be a positive integer; got {top}.")
+        if self.spark is None:
+            return self._predict_in_process(paths, top)
         try:
             images = read_images(paths, size=self.input_size, spark=self.spark).cache()
         except (FileNotFoundError, ValueError) as error:  # no such path, no image files
@@ -107,15 +124,39 @@ class BreedPredictor:
             raise InputError(f"No image files found in {paths}; expected jpg, png, gif, bmp, tiff or webp files.")
         return sorted(results, key=lambda prediction: prediction.path)
 
+    def _predict_in_process(self, paths: list[str], top: int) -> list[Prediction]:
+        files = list_local_images(paths, IMAGE_EXTENSIONS, IN_PROCESS_MAX_FILES)
+        if files is None:
+            raise InputError(f"{paths} are not up to {IN_PROCESS_MAX_FILES} photos on this machine's disk; "
+                             "give the predictor a Spark session for them.")
+        if not files:
+            raise InputError(f"No image files found in {paths}; expected jpg, png, gif, bmp, tiff or webp files.")
+        results = []
+        for start in range(0, len(files), _IN_PROCESS_BATCH):
+            batch = files[start:start + _IN_PROCESS_BATCH]
+            photos = [_read_bytes(uri) for uri in batch]
+            results += [Prediction.from_answer(uri, answer) for uri, answer in zip(batch, self._answers(photos, top))]
+        return results
+
+    def _answers(self, photos: list[bytes], top: int) -> list[Answer]:
+        if self._function is None:
+            self._function = PipelineFunction(self.model)
+        return self._function(photos, top=top)
+
     def predict_bytes(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
         """The prediction for one encoded image, in-process through the pipeline interpreter (no
         Spark job); raises ``ImageDecodeError`` when it is not an image."""
-        if self._function is None:
-            self._function = PipelineFunction(self.model)
-        (answer,) = self._function([content], top=top)
+        (answer,) = self._answers([content], top=top)
         if answer.error is not None:
             raise ImageDecodeError(answer.error)
         return Prediction.from_answer(name, answer)
+
+
+def _read_bytes(uri: str) -> bytes:
+    from .. import storage
+
+    with open(storage.local_path(uri), "rb") as handle:
+        return handle.read()
 
 
 def format_predictions(predictions: list[Prediction]) -> str:

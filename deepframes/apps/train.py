@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from .. import storage
 from ..inference.novelty import DEFAULT_REJECT_THRESHOLD
+from ..inference.saved import NeedsSpark, SavedPipeline, read_saved_pipeline
 from .errors import InputError, check_classes
 from .featurize import (
     DEFAULT_NETWORK,
@@ -316,8 +317,19 @@ def load_model(model_dir: str | Path) -> PipelineModel:
         raise InputError(f"{model_dir} is not a loadable PipelineModel ({str(error).splitlines()[0]}).") from None
 
 
-def model_labels(model: PipelineModel) -> list[str]:
+def load_saved_model(model_dir: str | Path) -> SavedPipeline:
+    """A local model folder written by ``train``, read without Spark; ``NeedsSpark`` when it is on
+    another file system or holds stages only Spark reads (load it with ``load_model`` then)."""
+    check_model_dir(model_dir)
+    if not storage.is_local(str(model_dir)):
+        raise NeedsSpark(f"{model_dir} is not on this machine's disk")
+    return read_saved_pipeline(storage.local_path(str(model_dir)))
+
+
+def model_labels(model: PipelineModel | SavedPipeline) -> list[str]:
     """The class names of a trained pipeline, in the order of its probability vector."""
+    if isinstance(model, SavedPipeline):
+        return model.labels
     for stage in model.stages:
         if isinstance(stage, StringIndexerModel):
             return list(stage.labels)

@@ -71,8 +71,7 @@ def predictions_frame(model: Transformer, photos: DataFrame, top: int = 3, colum
                          "folder written by 'deepframes train' on images.")
     (output,) = plan.outputs
     plan = replace(
-        plan,
-        model=plan.model.ship(photos.sparkSession),
+        plan.shipped(photos.sparkSession),
         inputs=(replace(plan.inputs[0], column=column),),
         outputs=(replace(output, spec=replace(output.spec, name="predictions")),),
         top_k=replace(plan.top_k, label_only=False),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.functions import array_to_vector
@@ -113,7 +111,7 @@ class ImageFeaturizer(_NamedImageModel):
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
         plan = self.inference_plan()
-        features = apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ImageFeaturizer")
+        features = apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImageFeaturizer")
         column = self.getOutputCol()
         vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
         return features.withColumn(column, vectors)
@@ -186,7 +184,7 @@ class ImagePredictor(_NamedImageModel):
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
         plan = self.inference_plan()
-        return apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ImagePredictor")
+        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImagePredictor")
 
 
 __all__ = ["ImageFeaturizer", "ImagePredictor"]

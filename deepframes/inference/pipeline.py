@@ -29,6 +29,7 @@ from .heads import Classifier, Head, LinearHead, MLPHead
 from .images import ImageFeaturizer, ImagePredictor
 from .novelty_stage import NoveltyModel
 from .runner import InferencePlan, TopK, classify, prepare
+from .saved import SavedPipeline
 from .transformer import ModelTransformer
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,11 @@ def pipeline_classifier(model: PipelineModel) -> tuple[ImageFeaturizer, Classifi
     return featurizer, Classifier(head_of(classifier), _labels(stages, classifier))
 
 
-def pipeline_novelty(model: PipelineModel) -> NoveltyModel | None:
+def pipeline_novelty(model: PipelineModel | SavedPipeline) -> NoveltyModel | None:
     """The out-of-distribution test of a fitted image pipeline (None: it has none), checked to read
     the featurizer's output."""
+    if isinstance(model, SavedPipeline):
+        return model.novelty
     tests = [stage for stage in model.stages if isinstance(stage, NoveltyModel)]
     if not tests:
         return None
@@ -97,12 +100,13 @@ def pipeline_novelty(model: PipelineModel) -> NoveltyModel | None:
 def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
     """The batch plan of a model stage or a fitted image pipeline.
 
-    A pipeline's plan ends in its classifier and its ``top`` best labels (``top=1``: the label
+    A pipeline (fitted, or read without Spark by ``saved.read_saved_pipeline``)'s plan ends in its classifier and its ``top`` best labels (``top=1``: the label
     alone); an ``ImagePredictor``'s in its labels likewise; an ``ImageFeaturizer`` or a
     ``ModelTransformer`` gives its outputs as they are.
     """
-    if isinstance(model, PipelineModel):
-        featurizer, classifier = pipeline_classifier(model)
+    if isinstance(model, (PipelineModel, SavedPipeline)):
+        featurizer, classifier = ((model.featurizer, model.classifier) if isinstance(model, SavedPipeline)
+                                  else pipeline_classifier(model))
         probabilistic = getattr(classifier.head, "probabilistic", True)
         novelty = pipeline_novelty(model)
         if novelty is None:
@@ -159,7 +163,7 @@ class PipelineFunction:
     'Bengal'
     """
 
-    def __init__(self, model: Transformer) -> None:
+    def __init__(self, model: Transformer | SavedPipeline) -> None:
         self.plan = compile_pipeline(model, top=1)
         if self.plan.top_k is None:
             raise TypeError(f"PipelineFunction classifies photos: give it a fitted pipeline ({SUPPORTED}) or an ImagePredictor.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -113,6 +113,11 @@ class InferencePlan:
     top_k: TopK | None = None
     novelty: NoveltyTest | None = None  # on the head's input features: which rows get no label
     preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # on each model-ready input batch
+
+    def shipped(self, spark) -> InferencePlan:
+        """This plan with its model cut down to the outputs it uses and sent to every executor."""
+        model = self.model.for_outputs([binding.output_name for binding in self.outputs])
+        return replace(self, model=model.ship(spark))
 
     def output_columns(self) -> list[OutputColumn]:
         if self.top_k is not None:

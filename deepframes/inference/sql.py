@@ -65,7 +65,7 @@ def register_udf(
     if preprocessor is not None and not callable(preprocessor):
         raise TypeError(f"preprocessor must be a function of a NumPy batch; received {type(preprocessor).__name__}.")
     plan = compile_pipeline(model, top=1)
-    plan = replace(plan, model=plan.model.ship(spark), preprocess=preprocessor)
+    plan = replace(plan.shipped(spark), preprocess=preprocessor)
     inputs = [binding.column for binding in plan.inputs]
     spark.udf.register(name, column_udf(functools.partial(infer_compute, plan=plan), inputs, plan.output_columns()))
 

@@ -149,7 +149,7 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
         plan = self.inference_plan(dataset.schema)
         if any(binding.spec.dtype == _UNKNOWN_DTYPE for binding in plan.outputs):
             plan = outputs_from_zeros(dataset.schema, plan) or outputs_from_first_rows(dataset, plan)
-        return apply_plan(dataset, replace(plan, model=plan.model.ship(dataset.sparkSession)), "ModelTransformer")
+        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ModelTransformer")
 
 
 # TorchScript files and factories cannot tell their outputs before they run: such outputs are

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.files import digest_named_copy, ship_file, shipped_path
@@ -49,6 +49,16 @@ class ModelSpec:
     def from_factory(cls, factory: Callable, framework: str, key: str) -> ModelSpec:
         digest = hashlib.sha256(f"{framework}:{key}".encode()).hexdigest()
         return cls(factory, framework, digest)
+
+    def for_outputs(self, outputs: Sequence[str | None]) -> ModelSpec:
+        """This model cut down to what ``outputs`` need: an ONNX file's graph without the nodes
+        only other outputs use (made once, on the driver); the model itself otherwise."""
+        if self.framework != "onnx" or callable(self.source) or self.shipped_name or not outputs or None in outputs:
+            return self
+        from ..engines.onnx import cut_graph
+
+        part = cut_graph(self.source, [str(name) for name in outputs])
+        return self if part == self.source else ModelSpec.from_file(part, "onnx")
 
     def ship(self, spark) -> ModelSpec:
         """Send the model file to every executor (``SparkContext.addFile``, or a Connect

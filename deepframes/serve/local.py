@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from ..apps.novelty import guard_model
 from ..apps.predict import Prediction
-from ..apps.train import load_model
+from ..apps.train import load_model, load_saved_model
 from ..images import ImageDecodeError
 from ..inference.pipeline import Answer, PipelineFunction
 
@@ -29,6 +29,9 @@ class LocalPipeline:
     for an ONNX network (each run on one thread: on a busy machine, ONNX Runtime's own thread
     pool waits on descheduled threads and was 3x slower than one thread per run here), one for
     Keras and PyTorch networks.
+
+    Without ``spark`` the folder is read without Spark (``NeedsSpark`` when it cannot be: a
+    folder on another file system, a stage only Spark reads), so no JVM runs at all.
 
     Examples
     --------
@@ -46,9 +49,9 @@ class LocalPipeline:
 
     mode = "in-process"
 
-    def __init__(self, model_dir: str | Path, spark: SparkSession, reject_threshold: float | None = None,
-                 workers: int | None = None) -> None:
-        model = load_model(model_dir)
+    def __init__(self, model_dir: str | Path, spark: SparkSession | None = None,
+                 reject_threshold: float | None = None, workers: int | None = None) -> None:
+        model = load_model(model_dir) if spark is not None else load_saved_model(model_dir)
         guard_model(model, model_dir, reject_threshold)  # before compiling: the plan copies the threshold
         self.function = PipelineFunction(model)
         self.labels = list(self.function.labels)

@@ -57,11 +57,13 @@ def test_train_mlp_from_images(spark_sessions, pets_images, tmp_path, capsys):
 
     spark = spark_sessions.get(LOCAL_MASTER)
     pipeline = LocalPipeline(tmp_path / "m", spark)  # the MLP runs in-process, as a NumPy head
+    read_without_spark = LocalPipeline(tmp_path / "m")
     paths = [str(pets_images / name) for name in ("Bengal_10.jpg", "Abyssinian_10.jpg", "Bengal_11.jpg")]
     for expected in BreedPredictor(tmp_path / "m", spark).predict_paths(paths, top=2):
-        answer = pipeline.predict(open(expected.path.removeprefix("file:"), "rb").read(), top=2)
-        assert [label for label, _ in answer.top] == [label for label, _ in expected.top]
-        assert max(abs(a - b) for (_, a), (_, b) in zip(answer.top, expected.top)) < 1e-4
+        for local in (pipeline, read_without_spark):
+            answer = local.predict(open(expected.path.removeprefix("file:"), "rb").read(), top=2)
+            assert [label for label, _ in answer.top] == [label for label, _ in expected.top]
+            assert max(abs(a - b) for (_, a), (_, b) in zip(answer.top, expected.top)) < 1e-4
 
 
 def test_predict_with_a_folder_that_is_not_a_model_exits_2(pets_images, spark, tmp_path, capsys):
@@ -119,3 +121,53 @@ def test_model_folder_carries_the_network_weights(pets_images, spark, tmp_path, 
     assert list(model.glob("stages/*_ImageFeaturizer_*/files/weights/squeezenet1.1.onnx"))
     code, out, err = run_cli(capsys, "predict", str(model), str(pets_images / "Bengal_10.jpg"), "--top", "1")
     assert code == 0 and "Bengal_10.jpg  Bengal" in out, err  # the folder is all predict needs
+
+
+def test_predict_without_spark_answers_as_spark_on_every_pet_photo(pets_model, pets_images, spark):
+    from deepframes.apps.predict import BreedPredictor
+
+    with_spark = BreedPredictor(pets_model, spark).predict_paths([str(pets_images)], top=3)
+    in_process = BreedPredictor(pets_model, None).predict_paths([str(pets_images)], top=3)
+    assert len(with_spark) == len(in_process) == 600
+    for expected, answer in zip(with_spark, in_process):
+        assert (answer.path, answer.error, answer.recognised) == (expected.path, expected.error, expected.recognised)
+        assert [p for _, p in answer.top] == pytest.approx([p for _, p in expected.top], abs=1e-4)
+        tied = len(expected.top) > 1 and expected.top[0][1] - expected.top[1][1] < 1e-4
+        assert tied or [label for label, _ in answer.top] == [label for label, _ in expected.top]
+        assert answer.hint == expected.hint
+
+
+def test_predict_of_a_few_photos_starts_no_java(pets_model, pets_images, tmp_path):
+    """No JVM: with no Java to be found the command still answers (and it would fail if it tried)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    photos = [str(pets_images / name) for name in ("Bengal_10.jpg", "american_bulldog_10.jpg", "Abyssinian_5.jpg")]
+    bin_folder = os.path.dirname(sys.executable)
+    environment = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "PATH": bin_folder}
+    environment.pop("DEEPFRAMES_MASTER", None)
+    completed = subprocess.run([os.path.join(bin_folder, "deepframes"), "predict", str(pets_model), *photos, "--json"],
+                               capture_output=True, text=True, env=environment, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    answers = json.loads(completed.stdout.strip().splitlines()[-1])["predictions"]
+    assert [row["predictions"][0]["label"] for row in answers] == ["Abyssinian", "Bengal", "american_bulldog"]
+
+
+def test_saved_matrices_read_as_mllib_writes_them():
+    import numpy as np
+    from pyspark.ml.linalg import DenseMatrix, DenseVector, MatrixUDT, SparseMatrix, SparseVector, VectorUDT
+
+    from deepframes.inference.saved import _matrix, _vector
+
+    fields = ("type", "numRows", "numCols", "colPtrs", "rowIndices", "values", "isTransposed")
+    matrices = [DenseMatrix(2, 3, [1, 2, 3, 4, 5, 6]), DenseMatrix(2, 3, [1, 2, 3, 4, 5, 6], isTransposed=True),
+                SparseMatrix(2, 3, [0, 1, 1, 3], [1, 0, 1], [7, 8, 9]),
+                SparseMatrix(3, 2, [0, 2, 3, 3], [0, 1, 1], [7, 8, 9], isTransposed=True)]
+    for matrix in matrices:
+        stored = dict(zip(fields, MatrixUDT().serialize(matrix)))
+        assert np.array_equal(_matrix(stored), matrix.toArray())
+    for vector in (DenseVector([1.0, 2.0]), SparseVector(4, [1, 3], [5.0, 6.0])):
+        stored = dict(zip(("type", "size", "indices", "values"), VectorUDT().serialize(vector)))
+        assert np.array_equal(_vector(stored), vector.toArray())
