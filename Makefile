@@ -28,6 +28,9 @@ bench: setup
 
 setup: $(STAMP)
 	@scripts/ensure-java.sh $(BIN)/python
+	@# Spark's classes archived once per Java and Spark version (~/.cache/deepframes): every later
+	@# JVM of a session starts in half the time. Quick when the archive is there.
+	@$(BIN)/python -c "from deepframes._class_archive import prepare; prepare()"
 
 $(STAMP): pyproject.toml scripts/ensure-venv.sh
 	@scripts/ensure-venv.sh $(VENV)

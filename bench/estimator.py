@@ -2,9 +2,11 @@
 
 Synthetic 512-dimensional features of 3 classes (6,000 rows, seeded), the same Keras MLP and
 epochs. The baseline collects the features to NumPy and calls ``model.fit`` in this process; the
-estimator reads them on an executor. Throughput is training samples per second of the training
-loop (from ``summary_``), and the fit's wall time including Spark and process start. Target: the
-1-slot estimator at 0.8x or more of plain ``model.fit``; the 2-slot figure is printed beside it.
+estimator reads them through Spark. Throughput is training samples per second of the training
+loop (from ``summary_``), and the fit's wall time counted from the call to the fitted model (Spark's
+jobs, the checks, a rank's process start where there is one). Targets: the 1-slot estimator's
+training loop at 0.8x or more of plain ``model.fit``'s throughput, and its wall time at most 2x
+plain ``model.fit``'s; the 2-slot figures are printed beside them.
 
     .venv/bin/python bench/estimator.py [--rows 6000] [--epochs 5] [--json out.json]
 """
@@ -18,6 +20,7 @@ import sys
 import time
 
 TARGET_RATIO = 0.8
+TARGET_WALL_RATIO = 2.0
 
 
 def main() -> int:
@@ -62,13 +65,19 @@ def main() -> int:
         rows[slots] = (fitted.summary_["samples_per_second"], wall)
     print(f"plain model.fit: {plain:.0f} samples/s ({plain_seconds:.1f} s)", file=sys.stderr)
     ratio = rows[1][0] / plain
-    print("| contender | samples/s (training loop) | fit wall time | vs plain fit |\n|---|---|---|---|\n"
-          f"| plain model.fit, NumPy in one process | {plain:.0f} | {plain_seconds:.1f} s | 1.00x |\n"
-          f"| KerasEstimator(numSlots=1) | {rows[1][0]:.0f} | {rows[1][1]:.1f} s | {ratio:.2f}x (target {TARGET_RATIO}x) |\n"
-          f"| KerasEstimator(numSlots=2) | {rows[2][0]:.0f} | {rows[2][1]:.1f} s | {rows[2][0] / plain:.2f}x |")
+    wall_ratio = rows[1][1] / plain_seconds
+    print("| contender | samples/s (training loop) | vs plain | fit wall time | vs plain |\n|---|---|---|---|---|\n"
+          f"| plain model.fit, NumPy in one process | {plain:.0f} | 1.00x | {plain_seconds:.1f} s | 1.00x |\n"
+          f"| KerasEstimator(numSlots=1) | {rows[1][0]:.0f} | {ratio:.2f}x | {rows[1][1]:.1f} s | {wall_ratio:.2f}x |\n"
+          f"| KerasEstimator(numSlots=2) | {rows[2][0]:.0f} | {rows[2][0] / plain:.2f}x | {rows[2][1]:.1f} s | "
+          f"{rows[2][1] / plain_seconds:.2f}x |")
+    print(f"\nJudged (1 slot): training loop {ratio:.2f}x plain (target >= {TARGET_RATIO}: "
+          f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}); fit wall time {wall_ratio:.2f}x plain "
+          f"(target <= {TARGET_WALL_RATIO}: {'met' if wall_ratio <= TARGET_WALL_RATIO else 'NOT met'})")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"plain": plain, "estimator": rows, "ratio": ratio}, handle)
+            json.dump({"plain": plain, "plain_seconds": plain_seconds, "estimator": rows, "ratio": ratio,
+                       "wall_ratio": wall_ratio}, handle)
     spark.stop()
     return 0
 

@@ -11,7 +11,7 @@ never in the project.
 The first session of a process that finds no archive writes one when its JVM exits: this
 process waits for the JVM at exit, checks that a JVM starts with the new archive, and only then
 moves it into place (a truncated archive crashes the JVM that maps it, so none is ever used
-unchecked). ``python -m deepframes._class_archive`` writes one ahead of time from a small run
+unchecked). ``prepare()`` writes one ahead of time from a small run
 of the work deepframes does (listing and reading files, Arrow UDFs, Parquet), which is what
 ``make setup`` does. ``DEEPFRAMES_CLASS_ARCHIVE=0`` turns the archive off.
 """
@@ -133,6 +133,7 @@ def _class_path(pid: int) -> str | None:
 
 def _finish(process: subprocess.Popen, partial: Path, archive: Path, class_path: str | None) -> None:
     """At exit: let the JVM stop (its stdin closes), wait for it to write the archive, check it."""
+    _stop_spark()
     try:
         if process.poll() is None and process.stdin is not None:
             process.stdin.close()  # PySpark's JVM exits when its stdin closes
@@ -145,6 +146,19 @@ def _finish(process: subprocess.Popen, partial: Path, archive: Path, class_path:
         logger.debug("Spark's classes archived in %s", archive)
     else:
         partial.unlink(missing_ok=True)
+
+
+def _stop_spark() -> None:
+    """Stop a session still running, as the JVM would be stopped under it (PySpark's accumulator
+    server would print the broken connection)."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        try:
+            context.stop()
+        except Exception:  # noqa: BLE001 - the JVM is gone already
+            pass
 
 
 def _starts_with(archive: Path, class_path: str) -> bool:
@@ -174,16 +188,18 @@ def _warm_up() -> None:
     with tempfile.TemporaryDirectory(prefix="deepframes-archive-") as folder:
         for index in range(4):
             Image.fromarray(np.full((32, 32, 3), index * 60, np.uint8)).save(f"{folder}/photo_{index}.jpg")
-        spark = deepframes.session("local[2]", **{"spark.ui.enabled": "false"})
+        spark = deepframes.session("local[2]", **{"spark.ui.showConsoleProgress": "false"})
         images = deepframes.read_images(folder, label="filename", size=16)
         images.write.parquet(f"{folder}/images.parquet")
         spark.read.parquet(f"{folder}/images.parquet").count()
         encoded = deepframes.read_images(folder, decode=False)
-        map_blocks(lambda block: block.astype("float64") * 2, spark.range(64).toDF("x"), "y").collect()
+        map_blocks(lambda block: {"y": block["x"] * 2.0}, spark.range(64).toDF("x")).collect()
         encoded.select("path").toPandas()
         spark.stop()
 
 
-if __name__ == "__main__":
+def prepare() -> None:
+    """Write the archive now, from a small run of deepframes' work, unless there is one (what
+    ``make setup`` runs: ``python -c 'from deepframes._class_archive import prepare; prepare()'``)."""
     if enabled() and (key := archive_key()) is not None and (path := archive_path(key)) and not path.is_file():
         _warm_up()

@@ -272,11 +272,11 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_leaves_nothing(tmp_path):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and command.poll() is None:  # until Python workers featurize
             processes = _descendants(command.pid)
-            if any(b"pyspark.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            if any(b"_worker_daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
                    for pid in processes if Path(f"/proc/{pid}/cmdline").exists()):
                 break
-            time.sleep(0.5)
-        time.sleep(2)
+            time.sleep(0.2)
+        time.sleep(1)
         processes = _descendants(command.pid)
         assert command.poll() is None, command.communicate()
         os.killpg(command.pid, signal.SIGINT)

@@ -168,21 +168,24 @@ def featurize_images(
         with staged_output(out, spark) as staging:
             with track_images(spark, len(paths), progress):
                 featurized.where(F.col("features").isNotNull()).write.mode("overwrite").parquet(staging.uri)
-            failed = [row.path for row in featurized.where(F.col("features").isNull()).select("path").collect()]
+            # One job over the cached rows for every count: what was written, per class, what failed.
+            groups = ["label"] if label is not None else []
+            summary = featurized.groupBy(*groups).agg(
+                F.count("features").alias("written"), F.count(F.when(F.col("features").isNull(), 1)).alias("failed"),
+                F.max(F.size(vector_to_array("features"))).alias("size")).collect()
+            num_images = sum(row.written for row in summary)
+            num_failed = sum(row.failed for row in summary)
+            failed = ([row.path for row in featurized.where(F.col("features").isNull()).select("path").collect()]
+                      if num_failed else [])
             if failed:
                 _log_failures(failed[:10], spark)
-            written = spark.read.parquet(staging.uri)
-            num_images = written.count()
             if num_images == 0:
                 raise InputError(f"No readable images in {where}; all {len(failed)} files failed to decode. "
                                  "Check the path.")
-            counts = (
-                {row.label: row["count"] for row in written.groupBy("label").count().collect()}
-                if label is not None else {}
-            )
+            counts = {row.label: row.written for row in summary if row.written} if label is not None else {}
             if label is not None:
                 check_classes(counts, f"{where} (--label {label}, readable images)")
-            num_features = written.first().features.size
+            num_features = max(row.size or 0 for row in summary)
             (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
     finally:
         featurized.unpersist(blocking=True)  # before a Ctrl-C stops Spark: no removal left in flight

@@ -4,6 +4,7 @@ starts, the Distributor run, and ``fitMultiple`` for pyspark.ml's model selectio
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -169,7 +170,20 @@ class TrainingEstimator(Estimator, TrainingParams):
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, dataset: DataFrame) -> ClassifierModel:
         frame, config, data_summary = self.prepare(dataset)
+        if config.world_size == 1 and trains_in_driver(dataset.sparkSession):
+            return self.fitted_model(self.fit_in_driver(frame, config))
         return self.fitted_model(self.run_ranks(frame, config, data_summary.num_train))
+
+    def fit_in_driver(self, frame: DataFrame, config: TrainConfig) -> dict:
+        """One slot on a local master: train in this process on the rows a rank would read.
+
+        On ``local[N]`` the executors are threads of this process's JVM on this machine, so a
+        rank process would only add its start and its framework's import (8-10 s of an 11.8 s
+        fit measured here, against 1.7 s of training) to the same work on the same data.
+        """
+        from .data import rank_data
+
+        return self._local_fit()(config, rank_data(frame.toArrow(), config.feature))
 
     def run_ranks(self, frame: DataFrame, config: TrainConfig, num_train: int, timeout: float | None = None) -> dict:
         """Train on ``config.world_size`` slots, slot r reading the r-th part of every global
@@ -206,4 +220,12 @@ class TrainingEstimator(Estimator, TrainingParams):
         return super().fitMultiple(dataset, paramMaps)
 
 
-__all__ = ["TrainingEstimator", "TrainingParams", "pickled"]
+def trains_in_driver(spark: Any) -> bool:
+    """Whether a one-slot fit trains in the driver: a classic session on a ``local[N]`` master
+    (``local-cluster`` and real clusters train on an executor)."""
+    from ..session import is_connect
+
+    return not is_connect(spark) and bool(re.match(r"local(\[[^\]]*\])?$", spark.sparkContext.master))
+
+
+__all__ = ["TrainingEstimator", "TrainingParams", "pickled", "trains_in_driver"]
