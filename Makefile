@@ -17,6 +17,8 @@ test: setup
 bench: setup
 	$(BIN)/python bench/read_images.py
 	$(BIN)/python bench/featurize.py
+	$(BIN)/python bench/cold.py --counts 600,2000,6000 --plot docs/cold-start.png
+	$(BIN)/python bench/small_jobs.py
 	$(BIN)/python bench/blocks.py
 	$(BIN)/python bench/matmul.py
 	$(BIN)/python bench/distributor.py

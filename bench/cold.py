@@ -2,8 +2,9 @@
 
 The job: SqueezeNet 1.1 features of the shared pet photos (or that folder linked several times
 under distinct names, for --counts above 600), ``path`` and ``features`` written to Parquet.
-Each contender runs in a fresh process; the whole process tree's PSS (the driver, Spark's JVM,
-the Python workers, Daft's UDF processes) is summed every 0.2 s and its peak kept. Contenders
+Each contender runs in a fresh process, timed from its start to its exit (when a user's shell
+prompt returns); the whole process tree's PSS (the driver, Spark's JVM, the Python workers,
+Daft's UDF processes) is summed every 0.2 s until then and its peak kept. Contenders
 alternate within each round, so a busy moment of the machine does not fall on one of them.
 
 Contenders:
@@ -124,26 +125,69 @@ def command(key: str, images: str, model: str, features_only: str, out: str, rec
             features_only, "--decode", decode, "--write", out] + (["--recursive"] if recursive else [])
 
 
-def run_once(argv: list[str], out: str) -> tuple[float, float, int]:
-    """Seconds from process start to exit, the tree's peak PSS in GB, and the rows written."""
+def run_once(argv: list[str], out: str, scratch: Path) -> tuple[float, float, int]:
+    """Seconds from process start to its exit (when a user's shell prompt returns), the tree's
+    peak PSS in GB until then, and the rows written. Processes the contender left behind (a JVM
+    still shutting down) are waited for, untimed, so that contenders never overlap."""
     environment = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, env=environment)
-    memory = TreeMemory(process.pid)
-    try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise RuntimeError(f"{argv[:3]} did not finish in {TIMEOUT_SECONDS} s")
-    finally:
-        peak = memory.stop()
-    seconds = time.perf_counter() - started
+    log = scratch / "contender.log"
+    with open(log, "w") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=environment)
+        _RUNNING.append(process)
+        memory = TreeMemory(process.pid)
+        try:
+            process.wait(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise RuntimeError(f"{argv[:3]} did not finish in {TIMEOUT_SECONDS} s")
+        finally:
+            seconds = time.perf_counter() - started
+            peak = memory.stop()
+            _wait_for_group(process.pid)
+            _RUNNING.remove(process)
     if process.returncode != 0:
-        tail = "\n".join((stdout + stderr).strip().splitlines()[-8:])
+        tail = "\n".join(log.read_text().strip().splitlines()[-8:])
         raise RuntimeError(f"{' '.join(argv[:3])} failed with exit code {process.returncode}:\n{tail}")
     return seconds, peak, written_rows(out)
+
+
+_RUNNING: list[subprocess.Popen] = []
+
+
+def _group_alive(group: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == group:
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
+def _wait_for_group(group: int, timeout: float = 60.0) -> None:
+    """Wait until no process of the contender's session is left (SIGKILL after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while _group_alive(group):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout
+        time.sleep(0.1)
+
+
+def _stop_running(signum, frame) -> None:
+    """SIGTERM or SIGINT: stop the contender's whole process group, then let clean-up run."""
+    for process in list(_RUNNING):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    raise SystemExit(128 + signum)
 
 
 def written_rows(out: str) -> int:
@@ -204,7 +248,8 @@ def measure(keys: list[str], counts: list[int], rounds: int, images: Path, model
             for round_index in range(rounds):
                 for key in keys:
                     out = str(scratch / f"out-{key}-{count}-{round_index}")
-                    seconds, peak, rows = run_once(command(key, folder, model, features_only, out, recursive), out)
+                    seconds, peak, rows = run_once(command(key, folder, model, features_only, out, recursive), out,
+                                                   scratch)
                     if rows != count:
                         raise RuntimeError(f"{key} wrote {rows} rows for {count} photos")
                     results[count][key].append((seconds, peak))
@@ -307,6 +352,8 @@ def main() -> None:
         print("(Daft not installed: run make bench-peers; Daft skipped)", flush=True)
         keys = [key for key in keys if key not in DAFT]
     counts = [int(count) for count in args.counts.split(",")]
+    signal.signal(signal.SIGTERM, _stop_running)
+    signal.signal(signal.SIGINT, _stop_running)
     results = measure(keys, counts, args.rounds, Path(args.images), args.model)
     judged = report(results, args.rounds)
     if args.plot and len(counts) > 1:

@@ -162,33 +162,31 @@ def featurize_images(
     if label is not None:  # labelled features are for study and train: check them before any work
         check_classes(_listed_classes(paths, label), f"{where} (--label {label})")
     columns = ["path", "label", "features"] if label is not None else ["path", "features"]
-    # Cached, so the files that failed are known without featurizing twice (a few MB: no content).
-    featurized = config.stage(input_col="content").transform(files).select(*columns).cache()
-    try:
-        with staged_output(out, spark) as staging:
-            with track_images(spark, len(paths), progress):
-                featurized.where(F.col("features").isNotNull()).write.mode("overwrite").parquet(staging.uri)
-            # One job over the cached rows for every count: what was written, per class, what failed.
-            groups = ["label"] if label is not None else []
-            summary = featurized.groupBy(*groups).agg(
-                F.count("features").alias("written"), F.count(F.when(F.col("features").isNull(), 1)).alias("failed"),
-                F.max(F.size(vector_to_array("features"))).alias("size")).collect()
-            num_images = sum(row.written for row in summary)
-            num_failed = sum(row.failed for row in summary)
-            failed = ([row.path for row in featurized.where(F.col("features").isNull()).select("path").collect()]
-                      if num_failed else [])
-            if failed:
-                _log_failures(failed[:10], spark)
-            if num_images == 0:
-                raise InputError(f"No readable images in {where}; all {len(failed)} files failed to decode. "
-                                 "Check the path.")
-            counts = {row.label: row.written for row in summary if row.written} if label is not None else {}
-            if label is not None:
-                check_classes(counts, f"{where} (--label {label}, readable images)")
-            num_features = max(row.size or 0 for row in summary)
-            (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
-    finally:
-        featurized.unpersist(blocking=True)  # before a Ctrl-C stops Spark: no removal left in flight
+    featurized = config.stage(input_col="content").transform(files).select(*columns)
+    # The files to featurize: those the label rule names (the same rule Spark applies).
+    expected = [path for path in paths if rule(path) is not None] if (rule := label_function(label)) else paths
+    with staged_output(out, spark) as staging:
+        with track_images(spark, len(expected), progress):
+            featurized.where(F.col("features").isNotNull()).write.mode("overwrite").parquet(staging.uri)
+        # One small job over what was written for every count; the files that failed are those
+        # listed but not written (looked up only when there are some).
+        written = spark.read.parquet(staging.uri)
+        summary = written.groupBy(*(["label"] if label is not None else [])).agg(
+            F.count(F.lit(1)).alias("written"), F.max(F.size(vector_to_array("features"))).alias("size")).collect()
+        num_images = sum(row.written for row in summary)
+        failed = []
+        if num_images < len(expected):
+            done = {row.path for row in written.select("path").collect()}
+            failed = [path for path in expected if path not in done]
+            _log_failures(failed[:10], spark)
+        if num_images == 0:
+            raise InputError(f"No readable images in {where}; all {len(failed)} files failed to decode. "
+                             "Check the path.")
+        counts = {row.label: row.written for row in summary} if label is not None else {}
+        if label is not None:
+            check_classes(counts, f"{where} (--label {label}, readable images)")
+        num_features = max(row.size or 0 for row in summary)
+        (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
     return FeaturizeResult(output_name(out), num_images, len(failed), num_features,
                            dict(sorted(counts.items(), key=lambda item: str(item[0]))),
                            time.perf_counter() - started, config)

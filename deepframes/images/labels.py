@@ -65,6 +65,28 @@ class RegexLabel:
         return match.group(1) if match else None
 
 
+def label_column(label: LabelRule | None):
+    """The named rules (``"folder"``, ``"filename"``) as a Spark column of ``path``, computed in
+    the JVM; None for a regular expression or a callable, which run in Python.
+
+    Files left encoded then never travel to Python only to be labelled. Each expression gives
+    what the Python rule gives (tests compare them on every shared pet and on odd names).
+    """
+    from pyspark.sql import functions as F
+
+    path = F.col("path")
+    if label == "folder":
+        parent = F.element_at(F.split(F.regexp_replace(path, "/+$", ""), "/"), -2)
+        return F.when(F.size(F.split(F.regexp_replace(path, "/+$", ""), "/")) > 1,
+                      F.when(parent != "", parent))
+    if label == "filename":
+        name = F.regexp_extract(F.regexp_replace(path, "/+$", ""), "([^/]*)$", 1)
+        stem = F.when(name.contains("."), F.regexp_extract(name, r"^(.*)\.[^.]*$", 1)).otherwise(name)
+        numbered = r"^(.+?)[_\-\s]*\d+$"
+        return F.when(stem.rlike(numbered), F.regexp_extract(stem, numbered, 1)).otherwise(stem)
+    return None
+
+
 _NAMED_RULES: dict[str, Callable[[str], str | None]] = {
     "folder": label_from_folder,
     "filename": label_from_filename,

@@ -23,7 +23,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from ..session import default_parallelism, is_connect
 from .convert import pixels_to_struct_fields
 from .decode import ImageDecodeError, decode_image, resample_filter
-from .labels import LabelRule, label_function
+from .labels import LabelRule, label_column, label_function
 from .schema import IMAGE_STRUCT
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class DecodeConfig:
     errors: str
     label: Callable[[str], object] | None
     max_pixels: int | None = None
+    rule: str | None = None  # the label rule when named ("folder", "filename"), for the JVM
 
 
 class _BatchBuilder:
@@ -415,7 +416,7 @@ def decode_config(caller: str, label: LabelRule | None, size: int | tuple[int, i
             f"Received: max_pixels={max_pixels!r}"
         )
     return DecodeConfig(size=_check_size(size), resample=resample, errors=errors, label=label_function(label),
-                        max_pixels=max_pixels)
+                        max_pixels=max_pixels, rule=label if isinstance(label, str) else None)
 
 
 def images_of(files: DataFrame, config: DecodeConfig, decode: bool) -> DataFrame:
@@ -427,5 +428,7 @@ def images_of(files: DataFrame, config: DecodeConfig, decode: bool) -> DataFrame
         )
     if config.label is None:
         return files
+    if config.rule is not None and label_column(config.rule) is not None:
+        return files.withColumn("label", label_column(config.rule))
     schema = StructType(list(files.schema.fields) + [StructField("label", StringType(), True)])
     return files.mapInArrow(functools.partial(label_partition, config=config), schema)

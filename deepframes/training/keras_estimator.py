@@ -30,8 +30,9 @@ def _saved_model_path(model: object) -> str:
 class KerasEstimator(TrainingEstimator):
     """Train a Keras 3 classifier on DataFrame columns; ``fit`` returns a :class:`KerasModel`.
 
-    The rows are read on the executors (never collected to the driver). With ``numSlots=1`` the
-    model trains in one Spark task; with ``numSlots=N`` it trains data-parallel on N barrier tasks:
+    The rows are read on the executors (never collected to the driver), except that one slot on a
+    ``local[N]`` master trains in the driver process, on this machine either way. With
+    ``numSlots=1`` the model trains in one Spark task; with ``numSlots=N`` it trains data-parallel on N barrier tasks:
     every step, each rank computes gradients on its ``batchSize / N`` rows, the gradients are
     averaged across ranks, and each rank applies the same update to its identical copy of the
     weights (``MultiWorkerMirroredStrategy`` with a step built here, since Keras 3's ``model.fit``
@@ -68,7 +69,9 @@ class KerasEstimator(TrainingEstimator):
         Reshuffle every epoch (each slot its own rows). Without it, ``numSlots=N`` takes exactly
         the global batches ``numSlots=1`` takes, and ends with the same weights.
     numSlots : int
-        Spark tasks training together.
+        Spark tasks training together. One slot on a ``local[N]`` master trains in the driver
+        process (the executors are threads of its JVM there; a rank process would add its start
+        and the framework's import); elsewhere each slot is a barrier task.
     seed : int
         Initial weights, validation split and batch order.
 

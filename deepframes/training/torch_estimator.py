@@ -21,7 +21,8 @@ class TorchEstimator(TrainingEstimator):
     """Train a ``torch.nn.Module`` classifier on DataFrame columns; ``fit`` returns a
     :class:`TorchModel`.
 
-    The rows are read on the executors. With ``numSlots=N`` the module trains with
+    The rows are read on the executors (one slot on a ``local[N]`` master trains in the driver
+    process, on this machine either way). With ``numSlots=N`` the module trains with
     ``DistributedDataParallel`` on N barrier tasks (gloo on CPU, nccl on GPU): each rank takes
     ``batchSize / N`` rows per step and DDP averages the gradients, so the weights stay identical.
 
