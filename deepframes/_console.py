@@ -49,8 +49,11 @@ def quiet_settings(master: str | None) -> dict[str, str]:
 _cleanup: threading.Thread | None = None
 
 
-def quiet_interrupts(spark: SparkSession) -> None:
+def quiet_interrupts(spark: SparkSession | None) -> None:
     """Make Ctrl-C stop the command quietly: Spark's logs off, then the running jobs cancelled.
+
+    Called with None before the session starts (a Ctrl-C while Spark starts is quiet too; PySpark
+    puts its own handler in while the SparkContext starts), and again with the session.
 
     Replaces PySpark's handler, which cancels the jobs from inside the interrupted thread: that
     thread is usually waiting for the JVM on its own connection, so the call fails (py4j logs two
@@ -58,7 +61,7 @@ def quiet_interrupts(spark: SparkSession) -> None:
     logs off and cancels the jobs; once they have stopped, ``KeyboardInterrupt`` is raised in the
     command, whose clean-up then runs. A second Ctrl-C interrupts at once, as Python does.
     """
-    context = spark.sparkContext
+    context = spark.sparkContext if spark is not None else None
 
     def on_interrupt(signum, frame) -> None:
         global _cleanup
@@ -77,6 +80,8 @@ _CANCEL_SECONDS = 10.0
 
 
 def _cancel_quietly(context) -> None:
+    if context is None:  # Spark was still starting: no job to cancel
+        return
     try:
         context.setLogLevel("OFF")
         context.cancelAllJobs()

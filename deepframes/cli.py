@@ -126,6 +126,7 @@ def _spark(args: argparse.Namespace, settings: dict[str, str]):
         settings = {}
     elif not args.verbose:
         settings = {**quiet_settings(args.master), **settings}
+        quiet_interrupts(None)
     spark = session(args.master, ship_env=args.ship_env, **settings)
     if not args.verbose and not is_connect(spark):
         quiet_interrupts(spark)
@@ -574,10 +575,13 @@ def _interrupted(args: argparse.Namespace) -> int:
 
     if args.verbose:
         traceback.print_exc()
+    from .apps.outputs import remove_abandoned_staging
+
     try:
         finish_interrupt(running_session())
     except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
         pass
+    remove_abandoned_staging()
     print(f"deepframes {args.command}: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
 

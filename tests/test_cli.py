@@ -272,7 +272,8 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_leaves_nothing(tmp_path):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and command.poll() is None:  # until Python workers featurize
             processes = _descendants(command.pid)
-            if any(b"_worker_daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            # The worker daemon itself (spark-submit's command line names it too, in a --conf).
+            if any(b"-m\x00deepframes._worker_daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
                    for pid in processes if Path(f"/proc/{pid}/cmdline").exists()):
                 break
             time.sleep(0.2)

@@ -97,6 +97,11 @@ def staged_output(out: str | Path, spark: Any = None) -> Iterator[Staging]:
             storage.delete(spark, staging_uri)
 
 
+# Staging folders removed after a failure: a task of a job cancelled a moment before may still
+# write into one, so they are removed again once Spark has stopped (remove_abandoned_staging).
+_ABANDONED: list[Path] = []
+
+
 @contextlib.contextmanager
 def _local_staging(final: Path) -> Iterator[Staging]:
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +113,16 @@ def _local_staging(final: Path) -> Iterator[Staging]:
             shutil.rmtree(final)
         staging.rename(final)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            _ABANDONED.append(staging)
+
+
+def remove_abandoned_staging() -> None:
+    """Remove what tasks still running at a failure wrote into removed staging folders (call it
+    once Spark has stopped)."""
+    while _ABANDONED:
+        shutil.rmtree(_ABANDONED.pop(), ignore_errors=True)
 
 
 def is_uri_file(spark: Any, uri: str, name: str) -> bool:
