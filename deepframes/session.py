@@ -46,9 +46,11 @@ _THIS_MACHINE = re.compile(r"local(\[.*\]|-cluster\[.*\])?$")
 def _this_machine_defaults(master: str) -> dict[str, str]:
     """Defaults for masters whose executors run here (``local``, ``local-cluster``): Python
     workers forked from a daemon that has deepframes' executor modules imported already
-    (``deepframes._worker_daemon``), and no web UI (0.2 s of every start; pass
-    ``spark.ui.enabled=true`` to have it). A cluster's executors may lack deepframes until the
-    job ships it, so their daemon stays PySpark's.
+    (``deepframes._worker_daemon``), their temporary files in this process's scratch folder
+    (removed at exit: Spark kills idle workers, and TensorFlow's autograph files were left in
+    /tmp), and no web UI (0.2 s of every start; pass ``spark.ui.enabled=true`` to have it). A
+    cluster's executors may lack deepframes until the job ships it, so their daemon stays
+    PySpark's.
 
     >>> _this_machine_defaults("local[2]")["spark.python.daemon.module"]
     'deepframes._worker_daemon'
@@ -57,7 +59,10 @@ def _this_machine_defaults(master: str) -> dict[str, str]:
     """
     if not _THIS_MACHINE.match(master):
         return {}
-    return {"spark.python.daemon.module": "deepframes._worker_daemon", "spark.ui.enabled": "false"}
+    from ._scratch import scratch_folder
+
+    return {"spark.python.daemon.module": "deepframes._worker_daemon", "spark.ui.enabled": "false",
+            "spark.executorEnv.TMPDIR": scratch_folder()}
 _TASK_RESOURCE = re.compile(r"spark\.task\.resource\.([^.]+)\.amount$")
 
 
