@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from featurize import features_graph  # noqa: E402  (the graph Daft gets, as in bench/featurize.py)
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -222,26 +224,13 @@ def photo_folder(source: Path, count: int, scratch: Path) -> tuple[str, bool]:
     return str(folder), True
 
 
-def features_graph(model: str, folder: Path) -> str:
-    """The model cut down to the nodes its ``features`` output needs, for Daft."""
-    import onnx
-    from onnx.utils import Extractor
-
-    graph = onnx.load(model)
-    weights = {tensor.name for tensor in graph.graph.initializer}
-    inputs = [value.name for value in graph.graph.input if value.name not in weights]
-    path = folder / "features-only.onnx"
-    onnx.save(Extractor(graph).extract_model(inputs, ["features"]), str(path))
-    return str(path)
-
-
 # --- the run and its report --------------------------------------------------------------------
 
 def measure(keys: list[str], counts: list[int], rounds: int, images: Path, model: str) -> dict:
     results: dict[int, dict[str, list[tuple[float, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch_name:
         scratch = Path(scratch_name)
-        features_only = features_graph(model, scratch)
+        features_only = features_graph(model)
         for count in counts:
             folder, recursive = photo_folder(images, count, scratch)
             results[count] = {key: [] for key in keys}

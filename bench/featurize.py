@@ -40,7 +40,6 @@ import resource
 import statistics
 import signal
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -241,17 +240,11 @@ def _builtin_job(spark, folder, model):
     return files.select("path", features(decode("content")).alias("features"))
 
 
-def features_graph(model: str, folder: str) -> str:
-    """The model cut down to the nodes its ``features`` output needs, saved in ``folder``."""
-    import onnx
-    from onnx.utils import Extractor
+def features_graph(model: str) -> str:
+    """The model cut down to the nodes its ``features`` output needs (deepframes' own cut, cached)."""
+    from deepframes.engines.onnx import cut_graph
 
-    graph = onnx.load(model)
-    weights = {tensor.name for tensor in graph.graph.initializer}
-    inputs = [value.name for value in graph.graph.input if value.name not in weights]
-    path = os.path.join(folder, "features-only.onnx")
-    onnx.save(Extractor(graph).extract_model(inputs, ["features"]), path)
-    return path
+    return cut_graph(model, ["features"])
 
 
 def main() -> None:
@@ -271,9 +264,8 @@ def main() -> None:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
     num_images = len(list(Path(args.images).glob("*.jpg")))
 
-    with tempfile.TemporaryDirectory(prefix="bench-featurize-") as scratch:
-        others = args.model if args.peers_full_graph else features_graph(args.model, scratch)
-        results = run_contenders(only, args, others)
+    others = args.model if args.peers_full_graph else features_graph(args.model)
+    results = run_contenders(only, args, others)
     report(results, num_images, args)
 
 

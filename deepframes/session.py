@@ -43,6 +43,15 @@ _LOCAL_MASTER = re.compile(r"local(\[(\d+|\*)(,\s*\d+)?\])?$")
 _THIS_MACHINE = re.compile(r"local(\[.*\]|-cluster\[.*\])?$")
 
 
+def is_local_master(master: str) -> bool:
+    """Whether ``master`` runs executors as threads of the driver (``local``, ``local[N]``).
+
+    >>> is_local_master("local[2]"), is_local_master("local-cluster[2,1,1024]")
+    (True, False)
+    """
+    return bool(_LOCAL_MASTER.match(master))
+
+
 def _this_machine_defaults(master: str) -> dict[str, str]:
     """Defaults for masters whose executors run here (``local``, ``local-cluster``): Python
     workers forked from a daemon that has deepframes' executor modules imported already

@@ -100,12 +100,14 @@ class OnnxEngine(Engine):
 CPU_SLICE_ROWS = 4
 
 
-def cut_graph(path: str, outputs: Sequence[str], inputs: Sequence[str] | None = None) -> str:
+def cut_graph(path: str, outputs: Sequence[str], inputs: Sequence[str] | None = None,
+              digest: str | None = None) -> str:
     """An ONNX file of the part of ``path``'s graph that ``outputs`` need, or ``path`` itself when
     that is the whole graph, when the ``onnx`` package is missing, or when the graph cannot be cut.
 
     The cut file is made once per (model, outputs) and kept in deepframes' cache folder (the
-    ``onnx`` package takes 0.6 s to import), named by the model's digest.
+    ``onnx`` package takes 0.6 s to import), named by the model's digest (``digest`` when the
+    caller knows it, else read from the file).
 
     >>> cut = cut_graph("../shared/models/squeezenet1.1.onnx", ["features"])
     >>> [info.name for info in OnnxEngine(cut).outputs]
@@ -115,7 +117,7 @@ def cut_graph(path: str, outputs: Sequence[str], inputs: Sequence[str] | None = 
     from .._scratch import scratch_folder
     from ..models.spec import file_digest
 
-    key = hashlib.sha256(f"{file_digest(path)}:{','.join(sorted(outputs))}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{digest or file_digest(path)}:{','.join(sorted(outputs))}".encode()).hexdigest()[:24]
     target = Path(cache_folder("onnx") or scratch_folder()) / f"{key}.onnx"
     if target.is_file():
         return str(target)

@@ -74,13 +74,13 @@ def label_column(label: LabelRule | None):
     """
     from pyspark.sql import functions as F
 
-    path = F.col("path")
+    path = F.regexp_replace(F.col("path"), "/+$", "")
     if label == "folder":
-        parent = F.element_at(F.split(F.regexp_replace(path, "/+$", ""), "/"), -2)
-        return F.when(F.size(F.split(F.regexp_replace(path, "/+$", ""), "/")) > 1,
-                      F.when(parent != "", parent))
+        parts = F.split(path, "/")
+        parent = F.element_at(parts, -2)
+        return F.when(F.size(parts) > 1, F.when(parent != "", parent))
     if label == "filename":
-        name = F.regexp_extract(F.regexp_replace(path, "/+$", ""), "([^/]*)$", 1)
+        name = F.regexp_extract(path, "([^/]*)$", 1)
         stem = F.when(name.contains("."), F.regexp_extract(name, r"^(.*)\.[^.]*$", 1)).otherwise(name)
         numbered = r"^(.+?)[_\-\s]*\d+$"
         return F.when(stem.rlike(numbered), F.regexp_extract(stem, numbered, 1)).otherwise(stem)

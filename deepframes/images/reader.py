@@ -428,7 +428,8 @@ def images_of(files: DataFrame, config: DecodeConfig, decode: bool) -> DataFrame
         )
     if config.label is None:
         return files
-    if config.rule is not None and label_column(config.rule) is not None:
-        return files.withColumn("label", label_column(config.rule))
+    in_the_jvm = label_column(config.rule) if config.rule is not None else None
+    if in_the_jvm is not None:
+        return files.withColumn("label", in_the_jvm)
     schema = StructType(list(files.schema.fields) + [StructField("label", StringType(), True)])
     return files.mapInArrow(functools.partial(label_partition, config=config), schema)

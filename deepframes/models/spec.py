@@ -57,7 +57,7 @@ class ModelSpec:
             return self
         from ..engines.onnx import cut_graph
 
-        part = cut_graph(self.source, [str(name) for name in outputs])
+        part = cut_graph(self.source, [str(name) for name in outputs], digest=self.digest)
         return self if part == self.source else ModelSpec.from_file(part, "onnx")
 
     def ship(self, spark) -> ModelSpec:

@@ -4,7 +4,6 @@ starts, the Distributor run, and ``fitMultiple`` for pyspark.ml's model selectio
 from __future__ import annotations
 
 import pickle
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -223,9 +222,9 @@ class TrainingEstimator(Estimator, TrainingParams):
 def trains_in_driver(spark: Any) -> bool:
     """Whether a one-slot fit trains in the driver: a classic session on a ``local[N]`` master
     (``local-cluster`` and real clusters train on an executor)."""
-    from ..session import is_connect
+    from ..session import is_connect, is_local_master
 
-    return not is_connect(spark) and bool(re.match(r"local(\[[^\]]*\])?$", spark.sparkContext.master))
+    return not is_connect(spark) and is_local_master(spark.sparkContext.master)
 
 
 __all__ = ["TrainingEstimator", "TrainingParams", "pickled", "trains_in_driver"]
