@@ -15,11 +15,11 @@ from ..core.arrays import OutputSpec
 from ..core.shapes import UNKNOWN
 from ..models import zoo
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns
+from .stage import HasErrors, ModelFileStage, apply_plan, check_batch_size, check_input_columns
 from .transformer import HasBatchSize, is_image_column
 
 
-class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, ModelFileStage):
+class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, HasErrors, ModelFileStage):
     model = Param(Params._dummy(), "model", "named model: " + ", ".join(sorted(zoo.NAMED_MODELS)),
                   typeConverter=TypeConverters.toString)
     weights = Param(Params._dummy(), "weights", "'imagenet', a local weights/ONNX file, or None for random",
@@ -66,8 +66,8 @@ class ImageFeaturizer(_NamedImageModel):
     inputCol : str
         An image struct column (``read_images``), or a binary column of encoded image files
         (``read_images(..., decode=False)``'s ``content``, decoded inside the model's batches:
-        the fastest path; files that cannot be decoded give null features). Any image size,
-        resized inside.
+        the fastest path; files that cannot be decoded give null features and their reason in
+        ``error``). Any image size, resized inside.
     outputCol : str
     model : str
         ``squeezenet1.1`` (ONNX, ``weights`` = its file) or a Keras application: ``VGG16``,
@@ -77,6 +77,11 @@ class ImageFeaturizer(_NamedImageModel):
     pooling : {"avg", "max", None}
         Global pooling of the last feature map; None keeps it whole (flattened).
     batchSize : int
+    errors : {"column", "raise"}
+        A row that fails (a file that does not decode, or a model batch that raises, run again
+        one row at a time to find the row): null features and the reason in the ``error``
+        column, added or filled where ``read_images``' own is null (default); ``"raise"``: a
+        model error fails the job.
 
     Examples
     --------
@@ -93,14 +98,14 @@ class ImageFeaturizer(_NamedImageModel):
 
     @keyword_only
     def __init__(self, *, inputCol="image", outputCol="features", model="squeezenet1.1", weights=None,
-                 pooling="avg", batchSize=64):
+                 pooling="avg", batchSize=64, errors="column"):
         super().__init__()
         self._setDefault(inputCol="image", outputCol="features", model="squeezenet1.1", pooling="avg", batchSize=64)
         self.setParams(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, inputCol="image", outputCol="features", model="squeezenet1.1", weights=None,
-                  pooling="avg", batchSize=64):
+                  pooling="avg", batchSize=64, errors="column"):
         return self._set(**self._input_kwargs)
 
     def inference_plan(self) -> InferencePlan:
@@ -111,7 +116,7 @@ class ImageFeaturizer(_NamedImageModel):
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
         plan = self.inference_plan()
-        features = apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImageFeaturizer")
+        features = apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImageFeaturizer", self.getErrors())
         column = self.getOutputCol()
         vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
         return features.withColumn(column, vectors)
@@ -142,14 +147,14 @@ class ImagePredictor(_NamedImageModel):
 
     @keyword_only
     def __init__(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
-                 topK=5, labels=None, batchSize=64):
+                 topK=5, labels=None, batchSize=64, errors="column"):
         super().__init__()
         self._setDefault(inputCol="image", outputCol="predictions", model="squeezenet1.1", topK=5, batchSize=64)
         self.setParams(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
-                  topK=5, labels=None, batchSize=64):
+                  topK=5, labels=None, batchSize=64, errors="column"):
         return self._set(**self._input_kwargs)
 
     def write(self):
@@ -184,7 +189,7 @@ class ImagePredictor(_NamedImageModel):
     def _transform(self, dataset: DataFrame) -> DataFrame:
         self._check(dataset)
         plan = self.inference_plan()
-        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImagePredictor")
+        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImagePredictor", self.getErrors())
 
 
 __all__ = ["ImageFeaturizer", "ImagePredictor"]

@@ -12,8 +12,10 @@ whole fitted pipeline runs in one batch. A pipeline with an out-of-distribution 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,10 +30,20 @@ from ..models.spec import ModelSpec
 from .heads import Head
 from .novelty import NoveltyTest
 
+# Where a plan with errors="column" puts the reason a row failed (the stage then merges it into
+# the "error" column read_images fills).
+FAILURE_COLUMN = "__deepframes_failure"
+ERROR_MODES = ("column", "raise")
+
 PREDICTION_TYPE = pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
 PREDICTION_SPARK_TYPE = ArrayType(
     StructType([StructField("label", StringType(), True), StructField("probability", DoubleType(), True)])
 )
+
+
+class ModelMismatchError(ValueError):
+    """The model does not fit its plan (labels, outputs): no row could be answered, so it fails
+    the job even where failing rows are only recorded (``errors="column"``)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class TopK:
 
     def check(self, num_classes: int) -> None:
         if num_classes > len(self.labels):
-            raise ValueError(
+            raise ModelMismatchError(
                 f"The model scores {num_classes} classes but {len(self.labels)} labels were given. "
                 "Give one label per class (labels=[...] or a labels file)."
             )
@@ -113,6 +125,10 @@ class InferencePlan:
     top_k: TopK | None = None
     novelty: NoveltyTest | None = None  # on the head's input features: which rows get no label
     preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # on each model-ready input batch
+    # "column": a row that fails gets null outputs and its reason in one more output column
+    # (FAILURE_COLUMN) and the job goes on; None: the batch's error fails the task.
+    errors: str | None = None
+    failure_counter: Any = field(default=None, compare=False)  # a Spark accumulator of failed rows
 
     def shipped(self, spark) -> InferencePlan:
         """This plan with its model cut down to the outputs it uses and sent to every executor."""
@@ -122,8 +138,10 @@ class InferencePlan:
     def output_columns(self) -> list[OutputColumn]:
         if self.top_k is not None:
             spark_type = StringType() if self.top_k.label_only else PREDICTION_SPARK_TYPE
-            return [OutputColumn(binding.spec.name, spark_type) for binding in self.outputs]
-        return [binding.spec.column() for binding in self.outputs]
+            columns = [OutputColumn(binding.spec.name, spark_type) for binding in self.outputs]
+        else:
+            columns = [binding.spec.column() for binding in self.outputs]
+        return columns + ([OutputColumn(FAILURE_COLUMN, StringType())] if self.errors == "column" else [])
 
     def _arrow_type(self, binding: OutputBinding) -> pa.DataType:
         if self.top_k is not None:
@@ -190,13 +208,13 @@ def network_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows:
     for binding in plan.outputs:
         name = binding.output_name or next(iter(results))
         if name not in results:
-            raise ValueError(
+            raise ModelMismatchError(
                 f"The model has no output {name!r}; its outputs are {sorted(results)}. "
                 "Set outputNames to some of them."
             )
         value = np.asarray(results[name])
         if value.ndim == 0 or value.shape[0] != num_rows:
-            raise ValueError(
+            raise ModelMismatchError(
                 f"Model output {name!r} has shape {list(value.shape)} for a batch of {num_rows} rows; "
                 "the model must keep the batch as its first dimension."
             )
@@ -231,7 +249,11 @@ def run_prepared(prepared: PreparedBatch, plan: InferencePlan, total_rows: int) 
         if plan.top_k is not None:
             array = plan.top_k.apply(values.reshape(len(values), -1))
         else:
-            array = block_to_arrow(binding.spec.check(values, declared=True, fix=_OUTPUT_FIX), binding.spec)
+            try:
+                checked = binding.spec.check(values, declared=True, fix=_OUTPUT_FIX)
+            except (TypeError, ValueError) as error:  # the model's outputs, not the rows, changed
+                raise ModelMismatchError(str(error)) from None
+            array = block_to_arrow(checked, binding.spec)
         columns.append(scatter_rows(array, prepared.valid))
     return columns
 
@@ -245,8 +267,73 @@ def infer_compute(batches: Iterator[pa.RecordBatch], plan: InferencePlan) -> Ite
     each decoded in a thread while the model runs the previous one."""
     plan.model.load()  # load before the first batch is decoded, not in the prefetch thread
     blocks = rebatch(batches, plan.batch_size)
-    for block, prepared in prefetched(blocks, functools.partial(prepare, plan=plan)):
-        yield run_prepared(prepared, plan, block.num_rows)
+    if plan.errors != "column":
+        for block, prepared in prefetched(blocks, functools.partial(prepare, plan=plan)):
+            yield run_prepared(prepared, plan, block.num_rows)
+        return
+    for block, prepared in prefetched(blocks, functools.partial(_prepare_or_error, plan=plan)):
+        columns, reasons = _run_tolerant(block, prepared, plan)
+        columns = [column if column is not None else pa.nulls(block.num_rows, plan._arrow_type(binding))
+                   for column, binding in zip(columns, plan.outputs)]
+        failed = sum(reason is not None for reason in reasons)
+        if failed and plan.failure_counter is not None:
+            plan.failure_counter.add(failed)
+        yield columns + [pa.array(reasons, pa.string())]
 
 
-__all__ = ["InferencePlan", "InputBinding", "OutputBinding", "TopK", "classify", "infer_compute", "prepare"]
+def _prepare_or_error(block: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch | Exception:
+    try:
+        return prepare(block, plan)
+    except Exception as error:  # a row that cannot be laid out: found again row by row
+        return error
+
+
+def _reason(error: BaseException) -> str:
+    """One line: the exception, or the one a framework's report ends with (TorchScript, TensorFlow).
+
+    >>> _reason(RuntimeError("The following operation failed.\\n  ...\\nbuiltins.ValueError: NaN in x"))
+    'model failed on this row: builtins.ValueError: NaN in x'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception): ", line)]
+    text = raised[-1] if raised else f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return f"model failed on this row: {text}"
+
+
+def _run_tolerant(block: pa.RecordBatch, prepared: PreparedBatch | Exception,
+                  plan: InferencePlan) -> tuple[list[pa.Array | None], list[str | None]]:
+    """The outputs of one batch (None for a column of a row that failed) and, per row, why it
+    failed (None: it did not).
+
+    A batch that raises runs again one row at a time, so one bad row costs only its own output.
+    When every row of a batch of several fails in the same way, the fault is not in the rows (a
+    model that cannot run at all): that error is raised, not hidden in every row.
+    """
+    error = prepared
+    if not isinstance(prepared, Exception):
+        try:
+            columns = run_prepared(prepared, plan, block.num_rows)
+            return columns, [prepared.failures.get(row) for row in range(block.num_rows)]
+        except ModelMismatchError:
+            raise
+        except Exception as raised:
+            error = raised
+    if block.num_rows == 1:
+        return [None] * len(plan.outputs), [_reason(error)]
+    rows = [_run_tolerant(block.slice(row, 1), _prepare_or_error(block.slice(row, 1), plan), plan)
+            for row in range(block.num_rows)]
+    reasons = [row_reasons[0] for _, row_reasons in rows]
+    if all(columns[0] is None for columns, _ in rows) and len(set(reasons)) == 1:
+        raise error
+    columns = [_concat([columns[index] for columns, _ in rows], plan, binding)
+               for index, binding in enumerate(plan.outputs)]
+    return columns, reasons
+
+
+def _concat(arrays: list[pa.Array | None], plan: InferencePlan, binding: OutputBinding) -> pa.Array:
+    """One column from the rows' one-row outputs, with a null for each row that failed."""
+    kind = next((array.type for array in arrays if array is not None), plan._arrow_type(binding))
+    return pa.concat_arrays([array if array is not None else pa.nulls(1, kind) for array in arrays])
+
+
+__all__ = ["ERROR_MODES", "FAILURE_COLUMN", "InferencePlan", "InputBinding", "OutputBinding", "TopK", "classify", "infer_compute", "prepare"]

@@ -6,7 +6,10 @@ import functools
 import os
 from collections.abc import Sequence
 
+from dataclasses import replace
+
 from pyspark.ml import Transformer
+from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import (
     DefaultParamsReader,
     DefaultParamsWriter,
@@ -19,7 +22,8 @@ from pyspark.sql import DataFrame
 
 from .. import storage
 from ..core.udf import append_columns
-from .runner import InferencePlan, infer_compute
+from .failures import current_counter, merge_reasons
+from .runner import ERROR_MODES, InferencePlan, infer_compute
 
 
 def check_input_columns(df: DataFrame, columns: Sequence[str], stage: str) -> None:
@@ -31,12 +35,45 @@ def check_input_columns(df: DataFrame, columns: Sequence[str], stage: str) -> No
         )
 
 
-def apply_plan(df: DataFrame, plan: InferencePlan, stage: str) -> DataFrame:
-    """``df`` with the plan's output columns appended (planning only: no job, no model run)."""
-    return append_columns(
+def apply_plan(df: DataFrame, plan: InferencePlan, stage: str, errors: str = "raise") -> DataFrame:
+    """``df`` with the plan's output columns appended (planning only: no job, no model run).
+
+    ``errors="column"``: a row the model fails on gets null outputs and the reason in the
+    ``error`` column (``deepframes.inference.failures``); ``"raise"``: its error fails the job.
+    """
+    check_errors(errors, stage)
+    if errors == "column":
+        plan = replace(plan, errors="column", failure_counter=current_counter())
+    result = append_columns(
         df, functools.partial(infer_compute, plan=plan), [binding.column for binding in plan.inputs],
         plan.output_columns(), operation=stage, fix="Set outputCol/outputCols to a new name",
     )
+    return merge_reasons(result, df.columns) if errors == "column" else result
+
+
+def check_errors(errors: str, stage: str) -> None:
+    if errors not in ERROR_MODES:
+        raise ValueError(
+            f"The 'errors' parameter of {stage} must be one of {list(ERROR_MODES)}. Got {errors!r} instead."
+        )
+
+
+class HasErrors(Params):
+    """The ``errors`` Param of the inference stages: what a row the model fails on becomes."""
+
+    errors = Param(Params._dummy(), "errors",
+                   "a row whose model batch raises: 'column' (null outputs, the reason in the 'error' "
+                   "column; the job goes on) or 'raise' (the job fails)", typeConverter=TypeConverters.toString)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(errors="column")
+
+    def getErrors(self) -> str:
+        return self.getOrDefault(self.errors)
+
+    def setErrors(self, value: str) -> HasErrors:
+        return self._set(errors=value)
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -111,4 +148,4 @@ class ModelFileStage(MLReadable, MLWritable):
         return ModelFileReader(cls)
 
 
-__all__ = ["ModelFileStage", "apply_plan", "check_batch_size", "check_input_columns"]
+__all__ = ["HasErrors", "ModelFileStage", "apply_plan", "check_batch_size", "check_input_columns"]

@@ -20,7 +20,7 @@ from ..engines import TensorInfo
 from ..models.presets import ImagePreset
 from ..models.spec import ModelSpec
 from .runner import InferencePlan, InputBinding, OutputBinding, model_outputs, prepare
-from .stage import ModelFileStage, apply_plan, check_batch_size, check_input_columns
+from .stage import HasErrors, ModelFileStage, apply_plan, check_batch_size, check_input_columns
 
 
 class HasBatchSize(Params):
@@ -45,7 +45,7 @@ def _image_preset(info: TensorInfo) -> ImagePreset:
     )
 
 
-class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, ModelFileStage):
+class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, HasErrors, ModelFileStage):
     """Run a model file over DataFrame columns, a batch of rows at a time, on every executor.
 
     Columns map to model inputs in order (``inputNames``, default: the model's inputs in order);
@@ -65,6 +65,10 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
         ``onnx``, ``keras`` or ``torch`` when the file name does not tell.
     batchSize : int
         Rows per model batch (default 64).
+    errors : {"column", "raise"}
+        A row the model raises on (its batch is run again one row at a time to find it): null
+        outputs and the reason in the ``error`` column, which is added, or filled where an
+        ``error`` column from ``read_images`` is null (default); or ``"raise"``: the job fails.
 
     Examples
     --------
@@ -89,14 +93,14 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
 
     @keyword_only
     def __init__(self, *, model=None, inputCols=None, outputCols=None, inputNames=None, outputNames=None,
-                 framework="", batchSize=64):
+                 framework="", batchSize=64, errors="column"):
         super().__init__()
         self._setDefault(framework="", batchSize=64)
         self.setParams(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, model=None, inputCols=None, outputCols=None, inputNames=None, outputNames=None,
-                  framework="", batchSize=64):
+                  framework="", batchSize=64, errors="column"):
         return self._set(**self._input_kwargs)
 
     def _spec(self) -> ModelSpec:
@@ -149,7 +153,7 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, M
         plan = self.inference_plan(dataset.schema)
         if any(binding.spec.dtype == _UNKNOWN_DTYPE for binding in plan.outputs):
             plan = outputs_from_zeros(dataset.schema, plan) or outputs_from_first_rows(dataset, plan)
-        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ModelTransformer")
+        return apply_plan(dataset, plan.shipped(dataset.sparkSession), "ModelTransformer", self.getErrors())
 
 
 # TorchScript files and factories cannot tell their outputs before they run: such outputs are

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -69,9 +70,35 @@ def test_wrong_recorded_shape_is_refused_before_any_job(spark, toy_models):
 
 def test_wrong_cell_size_is_named_when_the_batch_runs(spark, toy_models):
     df = spark.createDataFrame([([1.0, 2.0, 3.0, 4.0, 5.0],)], "x array<float>")
-    out = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"]).transform(df)  # no job yet
-    with pytest.raises(PythonException, match=r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"):
+    expected = r"Column 'x' gives model input 'x' batches of shape \[\?, 5\]; the model expects \[\?, 4\]"
+    stage = deepframes.ModelTransformer(model=toy_models["onnx"], inputCols=["x"], errors="raise")
+    out = stage.transform(df)  # no job yet
+    with pytest.raises(PythonException, match=expected):
         out.collect()
+    (row,) = stage.setErrors("column").transform(df).collect()  # the default: the row says why
+    assert row.y is None and re.search(expected, row.error)
+
+
+def test_a_row_the_model_raises_on_gets_its_reason_and_the_job_goes_on(spark, toy_models):
+    """Every 50th row breaks the model (a NaN it refuses): its batch runs again row by row, so
+    only those rows lose their output; 98% of the rows are answered."""
+    import numpy as np
+
+    from deepframes.inference.failures import counting_failures
+
+    rows = [([float("nan")] * 4 if index % 50 == 7 else [float(index % 7), 1.0, 2.0, 3.0],) for index in range(500)]
+    df = deepframes.append_shape(spark.createDataFrame(rows, "x array<float>").repartition(3), "x", [None, 4])
+    stage = deepframes.ModelTransformer(model=str(_nan_refusing_model(toy_models)), inputCols=["x"], batchSize=32)
+    with counting_failures(spark) as failures:
+        out = stage.transform(df).collect()
+    answered = [row for row in out if row.output is not None]
+    failed = [row for row in out if row.error is not None]
+    assert len(answered) == 490 and len(failed) == 10 and failures.value == 10
+    assert all(row.output is None and row.error == "model failed on this row: builtins.ValueError: NaN in the input"
+               for row in failed)
+    assert all(np.isnan(row.x[0]) for row in failed)
+    with pytest.raises(PythonException, match="NaN"):
+        stage.setErrors("raise").transform(df).collect()
 
 
 def test_unknown_extension_says_how_to_fix(tmp_path):
@@ -140,3 +167,21 @@ def test_onnx_engine_computes_some_outputs_with_the_graph_cut_down():
     cut = engine._sessions[("features",)]
     assert [node.name for node in cut.get_outputs()] == ["features"]
     assert engine.run(batch, outputs=["no such output"]).keys() == whole.keys()  # the caller names the error
+
+
+def _nan_refusing_model(toy_models) -> str:
+    """A TorchScript model that raises on a row holding a NaN, as a real model does on bad input."""
+    import os
+
+    import torch
+
+    class RefusesNaN(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool(torch.isnan(x).any()):
+                raise ValueError("NaN in the input")
+            return x * 2.0
+
+    path = os.path.join(os.path.dirname(toy_models["onnx"]), "refuses_nan.pt")
+    if not os.path.exists(path):
+        torch.jit.script(RefusesNaN()).save(path)
+    return path
