@@ -46,6 +46,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="log progress and print tracebacks")
 
 
+def _resumable(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run that stopped in --out (same options): only the images it has not done")
+    parser.add_argument("--max-errors", metavar="N",
+                        help="stop once more than N images failed (a count, or a share below 1 such as 0.02); "
+                             "by default failed images are rows with their reason and the job goes on")
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         parts = [int(part) for part in text.lower().split("x")]
@@ -150,20 +158,37 @@ def _check_paths(paths: Sequence[str]) -> None:
 def cmd_featurize(args: argparse.Namespace) -> None:
     from ._console import ProgressLine
     from .apps.featurize import check_featurizer, featurize_images
-    from .apps.outputs import check_output
+    from .apps.resumable import parse_max_errors
 
     # Before Spark starts: a bad argument is one line, exit 2, in a second.
-    check_output(args.out)
+    _check_resumable_output(args.out, args.resume)
     check_featurizer(args.model, args.weights)
+    max_errors = parse_max_errors(args.max_errors)
     _check_paths(args.images)
     result = featurize_images(args.images, args.out, model=args.model, weights=args.weights,
                               label=None if args.label == "none" else args.label,
-                              spark=_spark(args, _QUIET), progress=ProgressLine("featurizing"))
+                              spark=_spark(args, _QUIET), progress=ProgressLine("featurizing"),
+                              resume=args.resume, max_errors=max_errors)
     classes = ", ".join(f"{name} {count}" for name, count in result.class_counts.items())
+    resumed = f" ({result.num_resumed} done by the earlier run)" if result.num_resumed else ""
     text = (f"Wrote {result.num_images} rows of {result.num_features} features ({result.featurizer.model}) to "
-            f"{result.out} in {result.seconds:.1f} s; {result.num_failed} unreadable files skipped.\n"
+            f"{result.out}{resumed} in {result.seconds:.1f} s; {result.num_failed} images failed "
+            f"(rows with their reason in 'error').\n"
             f"Classes: {classes or 'none (no labels)'}")
     _emit(args, result.as_dict(), text)
+
+
+def _check_resumable_output(out: str, resume: bool) -> None:
+    """``--out`` of a resumable command, before Spark starts: not a folder deepframes did not
+    write, and not an unfinished run unless ``--resume`` continues it."""
+    from .apps.outputs import check_output
+    from .apps.resumable import is_unfinished
+    from .storage import is_local
+
+    check_output(out)
+    if is_local(out) and not resume and is_unfinished(None, out):
+        raise InputError(f"Output {out} holds an unfinished run (interrupted or failed); add --resume to "
+                         "continue it, or choose another --out.")
 
 
 def cmd_study(args: argparse.Namespace) -> None:
@@ -236,8 +261,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .apps.train import check_model_dir
 
     _check_reject_threshold(args)
-    if args.watch or args.out or args.once:
+    if args.watch or args.once or (args.out and not args.images):
         _watch(args)
+        return
+    if args.out:
+        _predict_to_folder(args)
         return
     if not args.images:
         raise InputError("predict needs IMAGES, or --watch DIR --out DIR to classify photos as they arrive.")
@@ -251,6 +279,30 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predictions = predictor.predict_paths(args.images, top=args.top)
     payload = {"model": args.model_dir, "predictions": [p.as_dict() for p in predictions]}
     _emit(args, payload, format_predictions(predictions))
+
+
+def _predict_to_folder(args: argparse.Namespace) -> None:
+    """``predict MODEL IMAGES --out DIR``: one row per photo in DIR, resumable (``--resume``)."""
+    from ._console import ProgressLine
+    from .apps.predict import predict_to_folder
+    from .apps.resumable import parse_max_errors
+    from .apps.train import check_model_dir
+
+    _check_resumable_output(args.out, args.resume)
+    check_model_dir(args.model_dir)
+    if args.top < 1:
+        raise InputError(f"--top must be a positive integer; got {args.top}.")
+    max_errors = parse_max_errors(args.max_errors)
+    _check_paths(args.images)
+    result = predict_to_folder(args.model_dir, args.images, args.out, top=args.top,
+                               output_format=args.format or "parquet", resume=args.resume, max_errors=max_errors,
+                               reject_threshold=args.reject_threshold, spark=_spark(args, _QUIET),
+                               progress=ProgressLine("predicting"))
+    resumed = f" ({result.num_resumed} done by the earlier run)" if result.num_resumed else ""
+    text = (f"Wrote {result.num_photos} predictions to {result.out}{resumed} in {result.seconds:.1f} s; "
+            f"{result.num_not_recognised} not recognised, {result.num_failed} failed (rows with their reason "
+            "in 'error').")
+    _emit(args, result.as_dict(), text)
 
 
 def _no_cluster_asked(args: argparse.Namespace) -> bool:
@@ -290,7 +342,7 @@ def _watch(args: argparse.Namespace) -> None:
     if not args.once:
         _progress(f"Watching {args.watch}; predictions go to {args.out}. Ctrl-C stops (run again to resume).")
     result = watch_predictions(args.model_dir, args.watch, args.out, top=args.top, once=args.once,
-                               output_format=args.format, max_files_per_trigger=args.max_files_per_batch,
+                               output_format=args.format or "json", max_files_per_trigger=args.max_files_per_batch,
                                reject_threshold=args.reject_threshold,
                                spark=spark, progress=_progress)
     _emit(args, result.as_dict(), f"Predicted {result.num_photos} photos in {result.num_batches} batches "
@@ -441,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     featurize.add_argument("--weights", help="weights file (the ONNX file for squeezenet1.1), or 'imagenet'")
     featurize.add_argument("--label", default="filename",
                            help="filename (Breed_N.jpg), folder, a regex with one group, or none")
-    featurize.add_argument("--out", required=True, help="Parquet folder to write")
+    featurize.add_argument("--out", required=True, help="Parquet folder to write (it grows as the job runs)")
+    _resumable(featurize)
     _common(featurize)
     featurize.set_defaults(handler=cmd_featurize)
 
@@ -480,12 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=3, help="classes per image (default: %(default)s)")
     predict.add_argument("--watch", metavar="DIR",
                          help="classify photos as they land in DIR (any Hadoop URI), each once, until Ctrl-C")
-    predict.add_argument("--out", metavar="DIR", help="with --watch: folder (any Hadoop URI) for the predictions "
-                                                      "and the checkpoint; the same --out resumes")
+    predict.add_argument("--out", metavar="DIR", help="folder (any Hadoop URI) for one row per photo, written as the "
+                                                      "job runs; with --watch it holds the checkpoint too, and the "
+                                                      "same --out resumes")
     predict.add_argument("--once", action="store_true", help="with --watch: predict the photos there now, then stop")
-    predict.add_argument("--format", choices=["json", "parquet"], default="json",
-                         help="with --watch: output files (default: %(default)s)")
+    predict.add_argument("--format", choices=["json", "parquet"], default=None,
+                         help="with --out: output files (default: json with --watch, parquet otherwise)")
     predict.add_argument("--max-files-per-batch", type=int, metavar="N", help="with --watch: photos per batch at most")
+    _resumable(predict)
     predict.add_argument("--reject-threshold", type=float,
                          help="override the model's 'not recognised' threshold, in [0, 1); 0: never")
     _common(predict)
@@ -582,8 +637,19 @@ def _interrupted(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
         pass
     remove_abandoned_staging()
-    print(f"deepframes {args.command}: interrupted", file=sys.stderr)
+    print(f"deepframes {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to continue a resumable command that stopped with part of its output written."""
+    from .apps.resumable import is_unfinished
+    from .storage import is_local
+
+    out = getattr(args, "out", None)
+    if "resume" not in args or not out or not is_local(out) or not is_unfinished(None, out):
+        return ""
+    return f"; the rows written are kept in {out}: run the same command with --resume to continue"
 
 
 def _failed(args: argparse.Namespace, error: Exception) -> int:

@@ -162,6 +162,29 @@ def rename(spark: Any, source: str, target: str) -> None:
                       "both are on one file system.")
 
 
+def write_text(spark: Any, uri: str, text: str) -> None:
+    """Write a small text file at ``uri`` (replacing what is there)."""
+    if is_local(uri):
+        target = local_path(uri)
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        with open(target, "w") as handle:
+            handle.write(text)
+        return
+    source = os.path.join(scratch_folder(), f"text-{os.getpid()}-{id(text)}")
+    with open(source, "w") as handle:
+        handle.write(text)
+    try:
+        copy_to(spark, source, uri)
+    finally:
+        os.remove(source)
+
+
+def read_text(spark: Any, uri: str) -> str:
+    """The text of the small file at ``uri``."""
+    with open(local_copy(spark, uri)) as handle:
+        return handle.read()
+
+
 def local_copy(spark: Any, uri: str) -> str:
     """A path on this machine holding ``uri``'s file: the path itself when local, else a download
     into a folder of this process's own, removed when it exits."""

@@ -289,12 +289,16 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_leaves_nothing(tmp_path):
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("featurizing: ", "WARNING: Using incubator"))
              and "WARN Utils: Service 'SparkUI' could not bind" not in line]
     assert command.returncode == 130
-    assert lines == ["deepframes featurize: interrupted"], err
+    assert lines == [f"deepframes featurize: interrupted; the rows written are kept in {out}: run the same "
+                     "command with --resume to continue"], err
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in processes):
         time.sleep(0.5)
     assert not [pid for pid in processes if Path(f"/proc/{pid}").exists()]  # JVM, daemon, workers: gone
-    assert not out.exists() and list(tmp_path.iterdir()) == []  # the staging folder is removed too
+    # What finished tasks wrote is kept for --resume; nothing of the tasks that were cancelled.
+    assert list(tmp_path.iterdir()) == [out] and (out / "_deepframes.running").exists()
+    assert not (out / "_temporary").exists() and all(
+        path.name.startswith("part-") for path in out.iterdir() if not path.name.startswith((".", "_")))
 
 
 @pytest.mark.parametrize("verbose", [False, True])

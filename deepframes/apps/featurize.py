@@ -6,12 +6,13 @@ skips files starting with ``_``), so ``train`` can put the same featurizer in fr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from ..images import read_images
 from ..images.labels import label_function
 from ..inference import ImageFeaturizer
 from .errors import InputError, check_classes
-from .outputs import check_output, is_uri_file, staged_output
-from .progress import ImageCount, track_images
+from ..models.spec import file_digest
+from .outputs import check_output, is_uri_file
+from .progress import ImageCount
+from .resumable import RUNNING, error_limit, finish_output, open_output, pending, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class FeaturizeResult:
     class_counts: dict[str, int]
     seconds: float
     featurizer: FeaturizerConfig = field(repr=False)
+    num_resumed: int = 0  # images an earlier run of the same output had done (``resume``)
 
     def as_dict(self) -> dict:
         result = asdict(self)
@@ -117,9 +121,9 @@ def _listed_classes(paths: list[str], label: str) -> dict[str, int]:
     return dict(Counter(str(name) for name in map(rule, paths) if name is not None))
 
 
-def _log_failures(paths: list[str], spark: SparkSession) -> None:
-    """Say why the files the featurizer could not decode failed (decoding them again, few)."""
-    for row in read_images(paths, spark=spark).where(F.col("error").isNotNull()).select("path", "error").collect():
+def _log_failures(written: DataFrame) -> None:
+    """Say why the first files that failed did (the reasons are in the output's ``error`` column)."""
+    for row in written.where(F.col("error").isNotNull()).select("path", "error").limit(10).collect():
         logger.warning("skipped %s: %s", row.path, row.error)
 
 
@@ -132,18 +136,29 @@ def featurize_images(
     label: str | None = "filename",
     spark: SparkSession,
     progress: Callable[[ImageCount], None] | None = None,
+    resume: bool = False,
+    max_errors: float | None = None,
 ) -> FeaturizeResult:
-    """Featurize every image under ``images`` and write ``path, label, features`` to Parquet.
+    """Featurize every image under ``images`` and write ``path, label, features, error`` to Parquet.
 
     The files stay encoded until the featurizer's own batches decode them, straight to the
-    network's input size (``read_images(decode=False)``): the fastest path. Files that do not
-    decode are left out, counted, and logged with their reason.
+    network's input size (``read_images(decode=False)``): the fastest path. A file that does not
+    decode, or that the network fails on, gets a row with null features and the reason in
+    ``error``; the count is reported and the first reasons logged. The output grows task by task
+    (``apps.resumable``): a run that stopped (a crash, SIGKILL, Ctrl-C) continues with
+    ``resume=True``, featurizing only the files no finished task wrote.
 
     Parameters
     ----------
     progress : callable, optional
         Called about twice a second with an ``ImageCount`` (images done, total, seconds) while
         the images are featurized, and once more at the end with ``final=True``.
+    resume : bool
+        Continue the unfinished (or finished) run in ``out``, which must have been written with
+        the same model, weights and label rule; without it an unfinished ``out`` is refused.
+    max_errors : int or float, optional
+        Stop (``TooManyFailures``) once more rows than this failed: a count, or a share of the
+        images below 1. The rows written are kept for ``resume``.
 
     Examples
     --------
@@ -161,35 +176,72 @@ def featurize_images(
     where = ", ".join(images) if isinstance(images, list) else str(images)
     if label is not None:  # labelled features are for study and train: check them before any work
         check_classes(_listed_classes(paths, label), f"{where} (--label {label})")
-    columns = ["path", "label", "features"] if label is not None else ["path", "features"]
-    featurized = config.stage(input_col="content").transform(files).select(*columns)
+    columns = ["path", "label", "features", "error"] if label is not None else ["path", "features", "error"]
     # The files to featurize: those the label rule names (the same rule Spark applies).
     expected = [path for path in paths if rule(path) is not None] if (rule := label_function(label)) else paths
-    with staged_output(out, spark) as staging:
-        with track_images(spark, len(expected), progress):
-            featurized.where(F.col("features").isNotNull()).write.mode("overwrite").parquet(staging.uri)
-        # One small job over what was written for every count; the files that failed are those
-        # listed but not written (looked up only when there are some).
-        written = spark.read.parquet(staging.uri)
-        summary = written.groupBy(*(["label"] if label is not None else [])).agg(
-            F.count(F.lit(1)).alias("written"), F.max(F.size(vector_to_array("features"))).alias("size")).collect()
-        num_images = sum(row.written for row in summary)
-        failed = []
-        if num_images < len(expected):
-            done = {row.path for row in written.select("path").collect()}
-            failed = [path for path in expected if path not in done]
-            _log_failures(failed[:10], spark)
+    output = open_output(out, _options(config, label), resume=resume, spark=spark)
+    todo = pending(expected, output)
+    if output.done:
+        logger.info("resuming %s: %d of %d images done before, %d to go", output.out, len(expected) - len(todo),
+                    len(expected), len(todo))
+
+    def rows() -> DataFrame:
+        source = files if len(todo) == len(expected) else encoded_files(todo, label, spark)
+        return config.stage(input_col="content").transform(source).select(*columns)
+
+    if todo:
+        write_rows(rows, output, len(todo), spark=spark, progress=progress,
+                   max_errors=error_limit(max_errors, len(expected)))
+    # One small job over what was written for every count.
+    written = spark.read.parquet(output.out)
+    summary = written.groupBy(*(["label"] if label is not None else [])).agg(
+        F.count("features").alias("written"), F.count("error").alias("failed"),
+        F.max(F.when(F.col("features").isNotNull(), F.size(vector_to_array("features")))).alias("size")).collect()
+    num_images = sum(row.written for row in summary)
+    num_failed = sum(row.failed for row in summary)
+    if num_failed:
+        _log_failures(written)
+    counts = {row.label: row.written for row in summary if row.written} if label is not None else {}
+    try:
         if num_images == 0:
-            raise InputError(f"No readable images in {where}; all {len(failed)} files failed to decode. "
-                             "Check the path.")
-        counts = {row.label: row.written for row in summary} if label is not None else {}
+            raise InputError(f"No readable images in {where}; all {num_failed} files failed to decode. Check the path.")
         if label is not None:
             check_classes(counts, f"{where} (--label {label}, readable images)")
-        num_features = max(row.size or 0 for row in summary)
-        (staging.folder / SIDECAR).write_text(json.dumps({"featurizer": asdict(config), "label": label}, indent=2))
-    return FeaturizeResult(output_name(out), num_images, len(failed), num_features,
+    except InputError:  # no resumed run could make these features usable: nothing is left
+        storage.delete(spark, output.out)
+        raise
+    num_features = max(row.size or 0 for row in summary)
+    finish_output(output, spark, {SIDECAR: json.dumps({"featurizer": asdict(config), "label": label}, indent=2)})
+    return FeaturizeResult(output_name(out), num_images, num_failed, num_features,
                            dict(sorted(counts.items(), key=lambda item: str(item[0]))),
-                           time.perf_counter() - started, config)
+                           time.perf_counter() - started, config, len(expected) - len(todo))
+
+
+def _options(config: FeaturizerConfig, label: str | None) -> dict:
+    """What a resumed run must share with the run it continues."""
+    return {"command": "featurize", "model": config.model, "pooling": config.pooling, "label": label,
+            "weights": file_digest(config.weights) if config.weights not in (None, "imagenet") else config.weights}
+
+
+def encoded_files(paths: list[str], label: str | None, spark: SparkSession) -> DataFrame:
+    """The listed files (``path, content[, label]``) left encoded, as ``encoded_images`` reads them.
+
+    Listing many explicit local files is quicker on the driver than in Spark's parallel listing job.
+    """
+    if all(storage.is_local(path) for path in paths):
+        with _sql_conf(spark, "spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1)):
+            return encoded_images(paths, label, spark)[0]
+    return encoded_images(paths, label, spark)[0]
+
+
+@contextlib.contextmanager
+def _sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.unset(key) if previous is None else spark.conf.set(key, previous)
 
 
 @dataclass
@@ -222,6 +274,11 @@ def read_featurizer(path: str | Path, spark: SparkSession | None = None) -> Feat
 
 def features_frame(path: str | Path, spark: SparkSession) -> DataFrame:
     """A features Parquet file as a DataFrame with a ``label`` and a ``features`` column (InputError otherwise)."""
+    if is_uri_file(spark, str(path), RUNNING):
+        raise InputError(
+            f"{path} is an unfinished featurize run (interrupted or failed); finish it first: run the same "
+            f"'deepframes featurize ... --out {path}' again with --resume."
+        )
     try:
         frame = spark.read.parquet(str(path))
     except (PySparkException, Py4JError) as error:  # a missing or non-Parquet path

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import StringIndexerModel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from ..models import zoo
 from ..images import IMAGE_EXTENSIONS, ImageDecodeError, read_images
@@ -19,6 +22,8 @@ from ..inference.pipeline import Answer, PipelineFunction, pipeline_novelty
 from ..inference.saved import SavedPipeline
 from .errors import InputError
 from .novelty import guard_model
+from .outputs import check_output
+from .progress import ImageCount
 from .train import load_model, load_saved_model, model_labels
 
 # Up to this many local photos, predict runs in-process: a cold Spark session costs about as
@@ -150,6 +155,83 @@ class BreedPredictor:
         if answer.error is not None:
             raise ImageDecodeError(answer.error)
         return Prediction.from_answer(name, answer)
+
+
+@dataclass
+class PredictionsResult:
+    """What ``predict_to_folder`` wrote."""
+
+    out: str
+    num_photos: int
+    num_failed: int
+    num_not_recognised: int
+    seconds: float
+    num_resumed: int = 0
+
+    def as_dict(self) -> dict:
+        result = dict(self.__dict__)
+        result["seconds"] = round(self.seconds, 2)
+        return result
+
+
+def predict_to_folder(model_dir: str, images: str | list[str], out: str, *, top: int = 3,
+                      output_format: str = "parquet", resume: bool = False, max_errors: float | None = None,
+                      reject_threshold: float | None = None, spark: SparkSession,
+                      progress: Callable[[ImageCount], None] | None = None) -> PredictionsResult:
+    """Predict every photo under ``images`` into the folder ``out``: one row per photo with
+    ``path, label, probability, predictions, error``, written as the job runs and continued after
+    a crash with ``resume=True`` (``apps.resumable``), as ``featurize_images`` does.
+
+    ``label`` is null for a photo not recognised or that failed (the reason in ``error``).
+
+    Examples
+    --------
+    >>> import deepframes, tempfile
+    >>> from deepframes.apps.train import train_classifier
+    >>> spark = deepframes.session("local[2]")
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = train_classifier("../shared/data/pets/images/[AB]*_1?.jpg", folder + "/model",
+    ...     weights="../shared/models/squeezenet1.1.onnx", spark=spark)
+    >>> result = predict_to_folder(folder + "/model", "../shared/data/pets/images/Bengal_1?.jpg",
+    ...     folder + "/predictions", spark=spark)
+    >>> result.num_photos, result.num_failed
+    (10, 0)
+    """
+    from .featurize import encoded_files, output_name
+    from .resumable import error_limit, finish_output, open_output, pending, write_rows
+    from .watch import FORMATS, predictions_frame
+
+    started = time.perf_counter()
+    if output_format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {output_format!r}.")
+    if not isinstance(top, int) or top < 1:
+        raise InputError(f"--top must be a positive integer; got {top}.")
+    check_output(out, spark)
+    model = load_model(model_dir)
+    guard_model(model, model_dir, reject_threshold)
+    try:
+        files = read_images(images, decode=False, spark=spark)
+    except (FileNotFoundError, ValueError) as error:  # no such path, no image files
+        raise InputError(str(error)) from None
+    paths = files.inputFiles()
+    options = {"command": "predict", "model": output_name(model_dir), "top": top, "format": output_format,
+               "reject_threshold": reject_threshold}
+    output = open_output(out, options, resume=resume, spark=spark, output_format=output_format)
+    todo = pending(paths, output)
+
+    def rows() -> DataFrame:
+        source = files if len(todo) == len(paths) else encoded_files(todo, None, spark)
+        return predictions_frame(model, source, top)
+
+    if todo:
+        write_rows(rows, output, len(todo), spark=spark, progress=progress,
+                   max_errors=error_limit(max_errors, len(paths)))
+    (counts,) = spark.read.format(output_format).load(output.out).agg(
+        F.count(F.lit(1)).alias("rows"), F.count("error").alias("failed"),
+        F.sum(F.when(F.col("error").isNull() & F.col("label").isNull(), 1).otherwise(0)).alias("unknown")).collect()
+    finish_output(output, spark)
+    return PredictionsResult(output_name(out), counts.rows, counts.failed, int(counts.unknown or 0),
+                             time.perf_counter() - started, len(paths) - len(todo))
 
 
 def _read_bytes(uri: str) -> bytes:

@@ -33,14 +33,44 @@ class ImageCount:
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def seconds_left(self) -> float | None:
+        """The time left at the rate so far (None before the first image is done)."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
     def describe(self, verb: str) -> str:
-        """One line for people.
+        """One line for people: done of total, the rate, and the time left while running.
 
         >>> ImageCount(300, 600, 4.0).describe("featurizing")
-        'featurizing: 300/600 images (50%), 75.0 images/s'
+        'featurizing: 300/600 images (50%), 75.0 images/s, 4 s left'
+        >>> ImageCount(30_000, 60_000, 400.0, final=False).describe("featurizing")
+        'featurizing: 30000/60000 images (50%), 75.0 images/s, 6 min 40 s left'
         """
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
-        return f"{verb}: {self.done}/{self.total} images{share}, {self.rate:.1f} images/s"
+        left = self.seconds_left
+        eta = f", {format_duration(left)} left" if left is not None and not self.final else ""
+        return f"{verb}: {self.done}/{self.total} images{share}, {self.rate:.1f} images/s{eta}"
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``6 min 40 s``, ``2 h 05 min``.
+
+    >>> format_duration(42.4), format_duration(400), format_duration(7500)
+    ('42 s', '6 min 40 s', '2 h 05 min')
+    """
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+@dataclass
+class Tracking:
+    """What ``track_images`` saw: why it stopped the jobs (``stop_if``'s reason), if it did."""
+
+    stopped: str | None = None
 
 
 def _images_done(spark: SparkSession, group: str, total: int) -> int:
@@ -58,22 +88,23 @@ def _images_done(spark: SparkSession, group: str, total: int) -> int:
 
 @contextlib.contextmanager
 def track_images(spark: SparkSession, total: int, report: Callable[[ImageCount], None] | None,
-                 interval: float = 0.5) -> Iterator[None]:
+                 interval: float = 0.5, stop_if: Callable[[], str | None] | None = None) -> Iterator[Tracking]:
     """Call ``report`` every ``interval`` seconds with the images done by the jobs started inside.
 
     The jobs started in the ``with`` block (on this thread) form one Spark job group. On leaving
     the block without an error, ``report`` gets a last count with ``final=True`` and every image done.
-    A Spark Connect session has no status tracker to poll: only that last count is reported.
+    ``stop_if``, asked at the same pace, cancels the group's jobs when it gives a reason (kept in
+    the ``Tracking`` yielded). A Spark Connect session has no status tracker to poll: only that
+    last count is reported, and ``stop_if`` is left to the caller.
     """
     from ..session import is_connect
 
-    if report is None:
-        yield
-        return
-    if is_connect(spark):
+    tracking = Tracking()
+    if (report is None and stop_if is None) or is_connect(spark):
         started = time.perf_counter()
-        yield
-        report(ImageCount(total, total, time.perf_counter() - started, final=True))
+        yield tracking
+        if report is not None:
+            report(ImageCount(total, total, time.perf_counter() - started, final=True))
         return
     context = spark.sparkContext
     group = f"deepframes-images-{next(_GROUPS)}"
@@ -83,19 +114,25 @@ def track_images(spark: SparkSession, total: int, report: Callable[[ImageCount],
     def poll() -> None:
         while not stop.wait(interval):
             try:
-                done = _images_done(spark, group, total)
+                reason = stop_if() if stop_if is not None else None
+                if reason is not None:
+                    tracking.stopped = reason
+                    context.cancelJobGroup(group)
+                    return
+                if report is not None:
+                    report(ImageCount(_images_done(spark, group, total), total, time.perf_counter() - started))
             except Exception:  # the session is stopping (Ctrl-C, a failure): no more reports
                 return
-            report(ImageCount(done, total, time.perf_counter() - started))
 
     context.setJobGroup(group, f"deepframes: {total} images")
     thread = threading.Thread(target=poll, name=group, daemon=True)
     thread.start()
     try:
-        yield
+        yield tracking
     finally:
         stop.set()
         thread.join()
         context.setLocalProperty("spark.jobGroup.id", None)
         context.setLocalProperty("spark.job.description", None)
-    report(ImageCount(total, total, time.perf_counter() - started, final=True))
+    if report is not None:
+        report(ImageCount(total, total, time.perf_counter() - started, final=True))

@@ -58,7 +58,7 @@ def predictions_frame(model: Transformer, photos: DataFrame, top: int = 3, colum
     answers are those of ``predict`` and the SQL function.
 
     ``predictions`` holds the ``top`` classes as ``(label, probability)``, best first; a photo
-    that cannot be decoded gets nulls.
+    that cannot be decoded, or that the network fails on, gets nulls and the reason in ``error``.
     """
     if not isinstance(top, int) or top < 1:
         raise InputError(f"--top must be a positive integer; got {top}.")
@@ -77,8 +77,8 @@ def predictions_frame(model: Transformer, photos: DataFrame, top: int = 3, colum
         top_k=replace(plan.top_k, label_only=False),
     )
     best = F.col("predictions")[0]
-    return apply_plan(photos, plan, "predict --watch").select(
-        "path", best["label"].alias("label"), best["probability"].alias("probability"), "predictions")
+    return apply_plan(photos, plan, "predict", errors="column").select(
+        "path", best["label"].alias("label"), best["probability"].alias("probability"), "predictions", "error")
 
 
 def check_watch_output(out: str) -> None:
