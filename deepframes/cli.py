@@ -642,13 +642,15 @@ def _interrupted(args: argparse.Namespace) -> int:
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
-    """How to continue a resumable command that stopped with part of its output written."""
+    """How to continue a resumable command that stopped with part of its output written (what
+    the cancelled tasks had begun, under ``_temporary``, is removed: Spark has stopped)."""
     from .apps.resumable import is_unfinished
-    from .storage import is_local
+    from .storage import delete, is_local, join
 
     out = getattr(args, "out", None)
     if "resume" not in args or not out or not is_local(out) or not is_unfinished(None, out):
         return ""
+    delete(None, join(out, "_temporary"))
     return f"; the rows written are kept in {out}: run the same command with --resume to continue"
 
 

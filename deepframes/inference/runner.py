@@ -12,6 +12,7 @@ whole fitted pipeline runs in one batch. A pipeline with an out-of-distribution 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,8 @@ from ..models.presets import ImagePreset, is_encoded_files, is_image_struct
 from ..models.spec import ModelSpec
 from .heads import Head
 from .novelty import NoveltyTest
+
+logger = logging.getLogger(__name__)
 
 # Where a plan with errors="column" puts the reason a row failed (the stage then merges it into
 # the "error" column read_images fills).
@@ -180,6 +183,9 @@ def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
             feeds[binding.input_name] = binding.preset.batch_from_structs(array)
         else:
             feeds[binding.input_name], failed = binding.preset.batch_from_files(array, binding.column)
+            if failed and plan.errors != "column":  # otherwise each reason is in the row's error column
+                logger.warning("%d file(s) in column %r could not be decoded and give null outputs, e.g.: %s",
+                               len(failed), binding.column, next(iter(failed.values())))
             failures.update(failed)
     if failures:
         decoded = np.ones(len(arrays[0]), dtype=bool)

@@ -7,7 +7,6 @@ model's size so the pixels never travel back through the JVM.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +14,6 @@ import pyarrow as pa
 from PIL import Image
 
 from ..images.decode import ImageDecodeError, decode_image
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,9 +78,6 @@ class ImagePreset:
             if self.channel_order == "BGR":
                 pixels = pixels[..., ::-1]
             out[index] = pixels.transpose(2, 0, 1) if self.layout == "NCHW" else pixels
-        if failures:
-            logger.warning("%d file(s) in column %r could not be decoded and give null outputs, e.g.: %s",
-                           len(failures), column, next(iter(failures.values())))
         return self._scale(out), failures
 
     def _shape(self, rows: int) -> tuple[int, ...]:

@@ -135,7 +135,7 @@ def _photos_with_bad_files(pets_images: Path, folder: Path, num_good: int, num_b
     for path in sorted(pets_images.glob("[AB]*_1?.jpg"))[:num_good]:
         os.symlink(path, folder / path.name)
     for index in range(num_bad):  # what users' folders hold: a text file named .jpg, an empty file
-        (folder / f"Bengal_bad{index}.jpg").write_bytes(b"not a photo" if index % 2 else b"")
+        (folder / f"Bengal_99{index}.jpg").write_bytes(b"not a photo" if index % 2 else b"")
     return folder
 
 
@@ -147,7 +147,7 @@ def test_bad_files_are_rows_with_their_reason_and_max_errors_stops(spark, pets_i
     assert (last_json(stdout)["num_images"], last_json(stdout)["num_failed"]) == (12, 3)
     rows = pq.read_table(out, columns=["path", "features", "error"]).to_pylist()
     failed = {Path(row["path"]).name: row["error"] for row in rows if row["error"] is not None}
-    assert sorted(failed) == ["Bengal_bad0.jpg", "Bengal_bad1.jpg", "Bengal_bad2.jpg"]
+    assert sorted(failed) == ["Bengal_990.jpg", "Bengal_991.jpg", "Bengal_992.jpg"]
     assert all(reason for reason in failed.values()) and all(row["features"] is None for row in rows if row["error"])
     # Study and train read the features of the rows that have them.
     code, _, err = run_cli(capsys, "featurize", str(photos), "--weights", SQUEEZENET, "--out", str(tmp_path / "f2"),
@@ -169,8 +169,30 @@ def test_predict_to_a_folder_writes_one_row_per_photo_and_resumes(spark, pets_im
     assert (result["num_photos"], result["num_failed"]) == (10, 2)
     rows = {Path(row["path"]).name: row for row in pq.read_table(out).to_pylist()}
     assert rows["Abyssinian_10.jpg"]["label"] == "Abyssinian" and rows["Abyssinian_10.jpg"]["error"] is None
-    assert rows["Bengal_bad1.jpg"]["label"] is None and rows["Bengal_bad1.jpg"]["error"]
+    assert rows["Bengal_991.jpg"]["label"] is None and rows["Bengal_991.jpg"]["error"]
     (photos / "Bengal_10.jpg").symlink_to(pets_images / "Bengal_10.jpg") if not (photos / "Bengal_10.jpg").exists() else None
     code, stdout, err = run_cli(capsys, "predict", str(pets_model), str(photos), "--out", str(out), "--resume", "--json")
     result = last_json(stdout)
     assert code == 0 and result["num_resumed"] == 10 and result["num_photos"] == len(list(photos.iterdir())), err
+
+
+def test_resume_over_a_hadoop_uri(spark, pets_images, tmp_path):
+    """Photos and output on viewfs:// (Python's open cannot read it): a stopped run continues."""
+    from deepframes.apps.featurize import featurize_images
+    from deepframes.apps.resumable import RUNNING, TooManyFailures
+    from tests.test_storage import mount
+
+    root = mount(spark, tmp_path)
+    photos = _photos_with_bad_files(pets_images, tmp_path / "photos", 16, 0)
+    (photos / "Bengal_990.jpg").write_bytes(b"not a photo")
+    with pytest.raises(TooManyFailures, match="1 rows failed, more than --max-errors 0"):
+        featurize_images(f"{root}/photos", f"{root}/features", weights=SQUEEZENET, spark=spark, max_errors=0)
+    assert (tmp_path / "features" / RUNNING).exists()
+    (photos / "Bengal_990.jpg").unlink()  # the cause fixed; more photos arrived meanwhile
+    for path in sorted(pets_images.glob("[AB]*_1?.jpg"))[16:20]:
+        os.symlink(path, photos / path.name)
+    result = featurize_images(f"{root}/photos", f"{root}/features", weights=SQUEEZENET, spark=spark, resume=True)
+    assert (result.num_images, result.num_resumed, result.num_failed) == (20, 16, 1)  # the removed file's row stays
+    paths = spark.read.parquet(f"{root}/features").where("features IS NOT NULL").select("path").collect()
+    assert sorted(row.path for row in paths) == sorted(f"{root}/photos/{path.name}" for path in photos.iterdir())
+    assert not (tmp_path / "features" / RUNNING).exists()
