@@ -110,7 +110,7 @@ def featurize(folder: str, out: str, *, resume: bool = False, kill_after: float 
 def scaling(counts: list[int], scratch: Path) -> dict[int, dict]:
     results = {}
     for count in counts:
-        folder, _ = cold.photo_folder(SHARED / "data" / "pets" / "images", count, scratch)
+        folder = photos(count, scratch)
         out = str(scratch / f"features-{count}")
         run = featurize(folder, out)
         if run["num_images"] != count:
@@ -123,9 +123,15 @@ def scaling(counts: list[int], scratch: Path) -> dict[int, dict]:
     return results
 
 
+def photos(count: int, scratch: Path) -> str:
+    """The folder of ``count`` photos in ``scratch``, made once."""
+    made = scratch / f"photos-{count}"
+    return str(made) if made.exists() else cold.photo_folder(SHARED / "data" / "pets" / "images", count, scratch)[0]
+
+
 def resume_cost(count: int, uninterrupted: dict, scratch: Path) -> dict:
     """Kill the job half-way through its featurizing, resume it; the time lost and its bound."""
-    folder, _ = cold.photo_folder(SHARED / "data" / "pets" / "images", count, scratch)
+    folder = photos(count, scratch)
     out = str(scratch / f"resumed-{count}")
     restart = uninterrupted["wall"] - uninterrupted["seconds"]
     killed = featurize(folder, out, kill_after=restart + uninterrupted["seconds"] / 2)
