@@ -66,6 +66,8 @@ def nearest_neighbors(queries: DataFrame, items: DataFrame | None = None, k: int
     -------
     DataFrame
         ``query_id, item_id, distance`` (double) and ``rank`` (1 = nearest), ``k`` rows per query.
+        The blocks of each side are made when this is called (one job each) and kept on the
+        executors; the search runs when the result is read.
 
     Examples
     --------
@@ -136,8 +138,11 @@ def _blocks(df: DataFrame, id_col: str, features_col: str, side: str) -> DataFra
     id_type = df.schema[id_col].dataType
     rows = df.where(F.col(features_col).isNotNull()).select(F.col(id_col).alias("id"), features.alias("features"))
     schema = (f"block long, ids array<{id_type.simpleString()}>, matrix binary, num_rows int, width int")
-    # The block size is read here, on the driver, and shipped with the function.
-    return rows.mapInArrow(functools.partial(_to_blocks, block_rows=BLOCK_ROWS), schema)
+    # The block size is read here, on the driver, and shipped with the function. The blocks are
+    # made once, in one job, and kept on the executors (memory, else disk): the pairing computes
+    # each side again for every pair of partitions, and must see the same blocks every time.
+    blocks = rows.mapInArrow(functools.partial(_to_blocks, block_rows=BLOCK_ROWS), schema)
+    return blocks.localCheckpoint(eager=True)
 
 
 def _to_blocks(batches: Iterator[pa.RecordBatch], block_rows: int) -> Iterator[pa.RecordBatch]:
@@ -226,27 +231,44 @@ def pair_distances(queries: np.ndarray, items: np.ndarray, metric: str) -> np.nd
     return np.sqrt(np.einsum("ij,ij->i", difference, difference))
 
 
-def _candidates(queries: np.ndarray, query_ids: np.ndarray, items: np.ndarray, item_ids: np.ndarray, block: int,
-                search: _Search, id_type: pa.DataType) -> pa.RecordBatch:
-    wanted = min(2 * search.k + int(search.exclude_self), len(items))
-    rough = distances(queries, items, search.metric)
+def nearest_rows(queries: np.ndarray, items: np.ndarray, item_ids: np.ndarray, k: int, metric: str,
+                 query_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest items: ``(query rows, item rows, float64 distances)``, ranked by
+    query, then distance, then item id. Candidates are chosen in the inputs' precision (twice
+    as many as asked), then measured again in float64. With ``query_ids``, an item with the
+    query's own id is never its neighbour.
+
+    >>> nearest_rows(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 0.1]]), np.array(["a", "b"]), 1, "cosine")[1]
+    array([1])
+    """
+    wanted = min(2 * k + int(query_ids is not None), len(items))
+    if wanted == 0 or len(queries) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    rough = distances(queries, items, metric)
     chosen = (np.argpartition(rough, wanted - 1, axis=1)[:, :wanted] if wanted < len(items)
               else np.broadcast_to(np.arange(len(items)), (len(queries), len(items))))
     query_rows = np.repeat(np.arange(len(queries)), chosen.shape[1])
     item_rows = chosen.ravel()
-    exact = pair_distances(queries[query_rows], items[item_rows], search.metric)
-    keep = np.ones(len(item_rows), dtype=bool)
-    if search.exclude_self:
+    exact = pair_distances(queries[query_rows], items[item_rows], metric)
+    if query_ids is not None:
         keep = query_ids[query_rows] != item_ids[item_rows]
-    query_rows, item_rows, exact = query_rows[keep], item_rows[keep], exact[keep]
+        query_rows, item_rows, exact = query_rows[keep], item_rows[keep], exact[keep]
     order = _ranked(query_rows, exact, item_ids[item_rows])
     query_rows, item_rows, exact = query_rows[order], item_rows[order], exact[order]
-    first = _rank_within(query_rows) < search.k
+    first = _rank_within(query_rows) < k
+    return query_rows[first], item_rows[first], exact[first]
+
+
+def _candidates(queries: np.ndarray, query_ids: np.ndarray, items: np.ndarray, item_ids: np.ndarray, block: int,
+                search: _Search, id_type: pa.DataType) -> pa.RecordBatch:
+    query_rows, item_rows, exact = nearest_rows(queries, items, item_ids, search.k, search.metric,
+                                                query_ids if search.exclude_self else None)
     return pa.RecordBatch.from_pydict({
-        "query_block": pa.array(np.full(int(first.sum()), block, dtype=np.int64)),
-        "query_id": pa.array(query_ids[query_rows[first]].tolist(), id_type),
-        "item_id": pa.array(item_ids[item_rows[first]].tolist(), id_type),
-        "distance": pa.array(exact[first], pa.float64()),
+        "query_block": pa.array(np.full(len(query_rows), block, dtype=np.int64)),
+        "query_id": pa.array(query_ids[query_rows].tolist(), id_type),
+        "item_id": pa.array(item_ids[item_rows].tolist(), id_type),
+        "distance": pa.array(exact, pa.float64()),
     })
 
 
@@ -292,4 +314,4 @@ def _merge(table: pa.Table, k: int) -> pa.Table:
     })
 
 
-__all__ = ["METRICS", "distances", "nearest_neighbors"]
+__all__ = ["METRICS", "distances", "nearest_neighbors", "nearest_rows", "pair_distances"]
