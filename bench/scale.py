@@ -11,8 +11,9 @@ Then the resume cost, at --resume-count photos: the same job killed with SIGKILL
 process group: driver, JVM, workers, no clean-up) half-way through its featurizing, then run
 again with ``--resume``. The time lost is (killed run + resumed run) - uninterrupted run; it
 must stay within the work that was in flight (two tasks of at most 256 photos at the measured
-rate) plus one restart (the uninterrupted run's wall time less its featurizing seconds). The
-resumed output is checked: every photo once.
+rate) plus one restart: the fixed cost of a run whatever its size (the session, the listing, the
+workers and the JIT warming up), the intercept of wall time against photos through the two
+smallest runs. The resumed output is checked: every photo once.
 
 Judged: throughput at the largest count >= 0.9x the 6,000-photo figure; tree and driver peak
 memory at the largest count <= 1.1x the 6,000-photo figures; time lost <= that bound.
@@ -129,12 +130,24 @@ def photos(count: int, scratch: Path) -> str:
     return str(made) if made.exists() else cold.photo_folder(SHARED / "data" / "pets" / "images", count, scratch)[0]
 
 
-def resume_cost(count: int, uninterrupted: dict, scratch: Path) -> dict:
+def fixed_cost(runs: dict[int, dict]) -> float:
+    """What starting the job again costs, whatever its size: the intercept of wall time against
+    photos through the two smallest runs (the session, the listing, the workers and the JIT
+    warming up; a run's own 'seconds' leave out only the session)."""
+    if len(runs) < 2:
+        (only,) = runs.values()
+        return only["wall"] - only["seconds"]
+    small, large = sorted(runs)[:2]
+    per_photo = (runs[large]["wall"] - runs[small]["wall"]) / (large - small)
+    return runs[small]["wall"] - per_photo * small
+
+
+def resume_cost(count: int, uninterrupted: dict, restart: float, scratch: Path) -> dict:
     """Kill the job half-way through its featurizing, resume it; the time lost and its bound."""
     folder = photos(count, scratch)
     out = str(scratch / f"resumed-{count}")
-    restart = uninterrupted["wall"] - uninterrupted["seconds"]
-    killed = featurize(folder, out, kill_after=restart + uninterrupted["seconds"] / 2)
+    session = uninterrupted["wall"] - uninterrupted["seconds"]
+    killed = featurize(folder, out, kill_after=session + uninterrupted["seconds"] / 2)
     resumed = featurize(folder, out, resume=True)
     import pyarrow.parquet as pq
 
@@ -172,7 +185,7 @@ def report(results: dict[int, dict], resumed: dict | None) -> dict:
         print(f"\nSIGKILL at {resumed['killed_at']:.1f} s of a {resumed['uninterrupted_wall']:.1f} s job "
               f"({resumed['count']:,} photos), then --resume ({resumed['done_before']:,} done before, "
               f"{resumed['resumed_wall']:.1f} s): {resumed['lost']:.1f} s lost; bound {resumed['bound']:.1f} s "
-              f"(restart {resumed['restart']:.1f} s + in flight {resumed['in_flight']:.1f} s) "
+              f"(restart, a run's fixed cost, {resumed['restart']:.1f} s + in flight {resumed['in_flight']:.1f} s) "
               f"{cold._met(resumed['lost'] <= resumed['bound'])}")
         verdicts["resume_lost_over_bound"] = resumed["lost"] / resumed["bound"]
     return verdicts
@@ -220,7 +233,7 @@ def main() -> None:
                 results_for_resume = scaling([args.resume_count], scratch)[args.resume_count]
             else:
                 results_for_resume = results[args.resume_count]
-            resumed = resume_cost(args.resume_count, results_for_resume, scratch)
+            resumed = resume_cost(args.resume_count, results_for_resume, fixed_cost(results), scratch)
     verdicts = report(results, resumed)
     if args.plot:
         plot(results, args.plot)

@@ -35,6 +35,10 @@ _EXPORTS = {
     "ModelTransformer": ".inference",
     "NoveltyDetector": ".inference",
     "register_udf": ".inference",
+    "VectorIndex": ".similarity",
+    "VectorIndexModel": ".similarity",
+    "nearest_neighbors": ".similarity",
+    "register_index": ".similarity",
     "KerasEstimator": ".training",
     "TorchEstimator": ".training",
     # from the module itself: once deepframes.training.tune (the module) is imported, as
@@ -44,13 +48,14 @@ _EXPORTS = {
 
 # subpackages reachable as attributes after a plain `import deepframes` (deepframes.images.to_numpy)
 _SUBPACKAGES = ("apps", "blocks", "compat", "core", "distributed", "engines", "images", "inference", "models",
-                "training")
+                "similarity", "training")
 
 __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
     "ModelTransformer", "NoveltyDetector", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
     "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
+    "VectorIndex", "VectorIndexModel", "nearest_neighbors", "register_index",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -77,6 +82,10 @@ if TYPE_CHECKING:
     from .inference import ModelTransformer as ModelTransformer
     from .inference import NoveltyDetector as NoveltyDetector
     from .inference import register_udf as register_udf
+    from .similarity import VectorIndex as VectorIndex
+    from .similarity import VectorIndexModel as VectorIndexModel
+    from .similarity import nearest_neighbors as nearest_neighbors
+    from .similarity import register_index as register_index
     from .training import KerasEstimator as KerasEstimator
     from .training import TorchEstimator as TorchEstimator
     from .training.tune import tune as tune
