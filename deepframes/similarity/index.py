@@ -71,8 +71,8 @@ class VectorIndex(Estimator, _IndexParams):
     >>> spark = deepframes.session("local[2]")
     >>> items = spark.createDataFrame([("a", [1.0, 0.0]), ("b", [0.0, 1.0])], "id string, features array<double>")
     >>> index = VectorIndex(idCol="id", k=1).fit(items)
-    >>> index.search([[0.9, 0.2]])[0]
-    [('a', 0.0238...)]
+    >>> [(name, round(distance, 4)) for name, distance in index.search([[0.9, 0.2]])[0]]
+    [('a', 0.0238)]
     >>> [row.neighbors[0].id for row in index.transform(items).collect()]
     ['a', 'b']
     """
