@@ -83,9 +83,14 @@ def featurize(folder: str, out: str, *, resume: bool = False, kill_after: float 
     ``kill_after`` seconds, the wall seconds until the kill."""
     argv = [str(DEEPFRAMES), "featurize", folder, "--weights", str(SHARED / "models" / "squeezenet1.1.onnx"),
             "--out", out, "--master", "local[2]", "--json"] + (["--resume"] if resume else [])
+    # A run killed with SIGKILL cannot remove its temporary files: they go under the out folder's
+    # parent, the benchmark's scratch folder (TMPDIR, which the driver, its JVM and workers use).
+    temporary = Path(out).parent / "tmp"
+    temporary.mkdir(exist_ok=True)
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                               start_new_session=True,
+                               env={**os.environ, "PYTHONWARNINGS": "ignore", "TMPDIR": str(temporary)})
     cold._RUNNING.append(process)
     memory = DriverAndTree(process.pid)
     try:

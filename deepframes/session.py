@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,9 @@ def _driver_java_options(master: str) -> str:
     False
     """
     config = Path(__file__).with_name("log4j2.properties")
-    options = f"-Dlog4j.configurationFile=file:{config}"
+    # Java ignores TMPDIR; its temporary files (native libraries it unpacks, Spark's local folders
+    # when spark.local.dir is not set) go where this process's do.
+    options = f"-Dlog4j.configurationFile=file:{config} -Djava.io.tmpdir={tempfile.gettempdir()}"
     if _LOCAL_MASTER.match(master):
         options += f" {PATIENT_JIT} {LEAN_HEAP}"
     sharing = _class_archive.java_options()

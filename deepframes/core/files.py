@@ -56,6 +56,8 @@ def ship_file(spark: Any, path: str, what: str = "A folder") -> str:
     session; returns the name ``SparkFiles.get`` finds it under there."""
     from ..session import is_connect
 
+    path = os.path.abspath(path)  # Spark's JVM resolves relative paths from its own working folder
+
     if is_connect(spark):  # no SparkContext: the file goes as a session artifact
         if os.path.isdir(path):
             raise ValueError(

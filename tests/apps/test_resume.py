@@ -39,11 +39,15 @@ def _parts(folder: Path) -> set[str]:
 
 
 def _featurize(images: str, out: Path, *extra: str) -> subprocess.Popen:
-    # local[4]: four tasks, so a run commits its output in four steps.
+    # local[4]: four tasks, so a run commits its output in four steps. A run killed with SIGKILL
+    # cannot remove its temporary files: they go to a folder of the test's (TMPDIR, which the
+    # driver, its JVM and the Python workers all use).
+    temporary = out.parent / "tmp"
+    temporary.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "deepframes.cli", "featurize", images, "--weights", SQUEEZENET, "--out", str(out),
          "--master", "local[4]", *extra], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, env={**os.environ, "TMPDIR": str(temporary)})
 
 
 def _kill_at_random_moment(command: subprocess.Popen, out: Path, rng: random.Random) -> str:
