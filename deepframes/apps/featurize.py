@@ -228,10 +228,10 @@ def encoded_files(paths: list[str], label: str | None, spark: SparkSession) -> D
 
     Listing many explicit local files is quicker on the driver than in Spark's parallel listing job.
     """
-    if all(storage.is_local(path) for path in paths):
-        with _sql_conf(spark, "spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1)):
-            return encoded_images(paths, label, spark)[0]
-    return encoded_images(paths, label, spark)[0]
+    serial = all(storage.is_local(path) for path in paths)
+    with _sql_conf(spark, "spark.sql.sources.parallelPartitionDiscovery.threshold", str(len(paths) + 1)) \
+            if serial else contextlib.nullcontext():
+        return encoded_images(paths, label, spark)[0]
 
 
 @contextlib.contextmanager

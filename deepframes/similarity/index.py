@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -25,16 +25,25 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasOutputCol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type, to_arrow_type
 from pyspark.sql.types import ArrayType, DataType, DoubleType, StructField, StructType
 
 from ..core.arrays import column_to_numpy, valid_rows
 from ..core.files import digest_named_copy, ship_file, shipped_path
-from ..core.udf import column_udf
+from ..core.udf import OutputColumn, column_udf
 from ..inference.stage import ModelFileStage
 from ..models.spec import file_digest
 from .neighbors import METRICS, nearest_rows
 
 _LOADED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_DIGESTS: dict[str, str] = {}
+
+
+def _digest(path: str) -> str:
+    """The index file's digest, read once per path (an index file is written once, never changed)."""
+    if path not in _DIGESTS:
+        _DIGESTS[path] = file_digest(path)
+    return _DIGESTS[path]
 
 
 class _IndexParams(HasFeaturesCol, HasOutputCol):
@@ -145,7 +154,7 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         path = self.getOrDefault(self.indexFile)
-        return _load("", file_digest(path), path)
+        return _load("", _digest(path), path)
 
     @property
     def num_vectors(self) -> int:
@@ -164,7 +173,7 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
 
     def _lookup(self, spark: SparkSession, k: int | None = None) -> _Lookup:
         path = self.getOrDefault(self.indexFile)
-        return _Lookup(ship_file(spark, path, "An index file"), file_digest(path), path,
+        return _Lookup(ship_file(spark, path, "An index file"), _digest(path), path,
                        self.getOrDefault(self.metric), k or self.getOrDefault(self.k))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
@@ -179,8 +188,6 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
         return dataset.withColumn(self.getOutputCol(), udf(F.col(column)))
 
     def _id_type(self) -> DataType:
-        from pyspark.sql.pandas.types import from_arrow_type
-
         ids = self._arrays()[1]
         return from_arrow_type(pa.array(ids[:1].tolist()).type if len(ids) else pa.string())
 
@@ -212,10 +219,6 @@ def _search_compute(batches: Iterator[pa.RecordBatch], lookup: _Lookup, id_type:
 
 
 def _search_udf(lookup: _Lookup, id_type: DataType):
-    from pyspark.sql.pandas.types import to_arrow_type
-
-    from ..core.udf import OutputColumn
-
     compute = functools.partial(_search_compute, lookup=lookup, id_type=to_arrow_type(id_type))
     return column_udf(compute, ["features"], [OutputColumn("neighbors", neighbours_type(id_type))])
 
@@ -240,22 +243,12 @@ def register_index(spark: SparkSession, index: VectorIndexModel | str, name: str
         index = VectorIndexModel.load(index)
     lookup = index._lookup(spark)
     id_type = index._id_type()
-    compute = functools.partial(_nearest_compute, lookup=lookup, id_type=_arrow(id_type))
-    from ..core.udf import OutputColumn
-
+    compute = functools.partial(_nearest_compute, lookup=lookup, id_type=to_arrow_type(id_type))
     spark.udf.register(name, column_udf(compute, ["features", "k"], [OutputColumn(name, neighbours_type(id_type))]))
-
-
-def _arrow(id_type: DataType) -> pa.DataType:
-    from pyspark.sql.pandas.types import to_arrow_type
-
-    return to_arrow_type(id_type)
 
 
 def _nearest_compute(batches: Iterator[pa.RecordBatch], lookup: _Lookup, id_type: pa.DataType) -> Iterator[list[pa.Array]]:
     """``nearest(features, k)``: the search with the batch's largest ``k``, each row cut to its own."""
-    from dataclasses import replace
-
     for batch in batches:
         wanted = [int(value) if value is not None else 0 for value in batch.column(1).to_pylist()]
         if any(value < 1 for value in wanted):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame
@@ -166,7 +167,7 @@ def _to_blocks(batches: Iterator[pa.RecordBatch], block_rows: int) -> Iterator[p
 
 def _block(table: pa.Table, partition: int, number: int) -> pa.RecordBatch:
     features = table.column("features").combine_chunks()
-    widths = np.unique(pc_list_lengths(features))
+    widths = np.unique(pc.list_value_length(features).to_numpy(zero_copy_only=False))
     if len(widths) > 1:
         raise ValueError(f"nearest_neighbors: the feature vectors have different widths ({widths.tolist()}); "
                          "every vector must have the same number of values.")
@@ -179,12 +180,6 @@ def _block(table: pa.Table, partition: int, number: int) -> pa.RecordBatch:
         "num_rows": pa.array([len(features)], pa.int32()),
         "width": pa.array([width], pa.int32()),
     })
-
-
-def pc_list_lengths(array: pa.Array) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    return pc.list_value_length(array).to_numpy(zero_copy_only=False)
 
 
 def _matrix(row: dict, prefix: str) -> np.ndarray:
