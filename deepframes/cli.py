@@ -192,6 +192,7 @@ def _check_resumable_output(out: str, resume: bool) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
+    from .apps.duplicates import check_duplicates_threshold
     from .apps.outputs import check_output
     from .apps.study import parse_splits, run_study
 
@@ -201,8 +202,10 @@ def cmd_study(args: argparse.Namespace) -> None:
     check_output(args.out)
     _check_paths([args.features])
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    check_duplicates_threshold(args.duplicates_threshold)
     result = run_study(args.features, args.out, pairs=args.pairs, classes=classes, splits=splits,
                        iterations=args.iterations, classifier=args.classifier, seed=args.seed,
+                       duplicates_threshold=args.duplicates_threshold, drop_duplicates=args.drop_duplicates,
                        spark=_spark(args, _QUIET), progress=_progress)
     rows = [f"  {row['class_1']} vs {row['class_2']}: {row['accuracy']:.3f} at split {row['split']:g}"
             for row in result.best[:10]]
@@ -210,8 +213,37 @@ def cmd_study(args: argparse.Namespace) -> None:
         (f"{result.num_trainings} trainings ({result.num_pairs} pairs) in {result.seconds:.1f} s "
         f"({result.num_trainings / max(result.seconds, 1e-9):.1f} trainings/s)."),
         "Best split per pair, hardest first:", *rows,
+        _duplicates_line(result.duplicates, result.num_dropped),
         f"Report: {result.out}/report.md (results.csv, plots/, models/)",
     ])
+    _emit(args, result.as_dict(), text)
+
+
+def _duplicates_line(pairs: list[dict], num_dropped: int) -> str:
+    if not pairs:
+        return "No near-duplicate photos."
+    from .apps.duplicates import counted
+
+    dropped = (f"{counted(num_dropped, 'photo')} left out before training" if num_dropped
+               else "run with --drop-duplicates to keep one photo of each group")
+    return f"Near-duplicate photos: {counted(len(pairs), 'pair')}, listed in the report ({dropped})."
+
+
+def cmd_duplicates(args: argparse.Namespace) -> None:
+    from .apps.duplicates import check_duplicates_threshold, find_duplicate_photos
+    from .apps.featurize import check_featurizer
+    from .apps.outputs import check_output
+
+    # Before Spark starts: a bad argument is one line, exit 2, in a second.
+    check_duplicates_threshold(args.threshold)
+    if args.weights is not None or args.model is not None:
+        check_featurizer(args.model or "squeezenet1.1", args.weights)
+    if args.out is not None:
+        check_output(args.out)
+    _check_paths([args.source])
+    result = find_duplicate_photos(args.source, threshold=args.threshold, model=args.model, weights=args.weights,
+                                   out=args.out, spark=_spark(args, _QUIET))
+    text = result.describe() + (f"\nReport: {result.out}/report.md (duplicates.csv, duplicates/)" if result.out else "")
     _emit(args, result.as_dict(), text)
 
 
@@ -507,9 +539,24 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--iterations", type=int, default=100, help="max iterations per training")
     study.add_argument("--classifier", choices=["svm", "logreg"], default="svm")
     study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--duplicates-threshold", type=float, default=0.95, metavar="SIMILARITY",
+                       help="list pairs of photos whose features' cosine similarity is at least this (default 0.95)")
+    study.add_argument("--drop-duplicates", action="store_true",
+                       help="keep one photo of each group of near-duplicates, so no split has one on each side")
     study.add_argument("--out", required=True, help="report folder to write")
     _common(study)
     study.set_defaults(handler=cmd_study)
+
+    duplicates = commands.add_parser("duplicates", help="groups of near-duplicate photos in a collection")
+    duplicates.add_argument("source", metavar="SOURCE",
+                            help="photos (folder, glob or URI) or a features folder written by 'deepframes featurize'")
+    duplicates.add_argument("--threshold", type=float, default=0.95, metavar="SIMILARITY",
+                            help="the least cosine similarity of two photos' features (default 0.95)")
+    duplicates.add_argument("--model", help="named network for photos (default: squeezenet1.1)")
+    duplicates.add_argument("--weights", help="weights file (the ONNX file for squeezenet1.1), or 'imagenet'")
+    duplicates.add_argument("--out", help="also write a report folder (report.md with thumbnails, duplicates.csv)")
+    _common(duplicates)
+    duplicates.set_defaults(handler=cmd_duplicates)
 
     train = commands.add_parser("train", help="a multiclass classifier saved as a PipelineModel")
     train.add_argument("source", metavar="FEATURES|IMAGES", help="a features Parquet folder, or images")

@@ -272,8 +272,9 @@ def read_featurizer(path: str | Path, spark: SparkSession | None = None) -> Feat
     return FeaturizerConfig(**json.loads(sidecar.read_text())["featurizer"])
 
 
-def features_frame(path: str | Path, spark: SparkSession) -> DataFrame:
-    """A features Parquet file as a DataFrame with a ``label`` and a ``features`` column (InputError otherwise)."""
+def features_frame(path: str | Path, spark: SparkSession, labelled: bool = True) -> DataFrame:
+    """A features Parquet file as a DataFrame with a ``label`` and a ``features`` column (InputError
+    otherwise); with ``labelled`` False, every row with features, labelled or not."""
     if is_uri_file(spark, str(path), RUNNING):
         raise InputError(
             f"{path} is an unfinished featurize run (interrupted or failed); finish it first: run the same "
@@ -286,13 +287,14 @@ def features_frame(path: str | Path, spark: SparkSession) -> DataFrame:
             f"Cannot read {path} as a features file ({str(error).splitlines()[0]}); expected the Parquet "
             "folder written by 'deepframes featurize'."
         ) from None
-    missing = [name for name in ("label", "features") if name not in frame.columns]
+    missing = [name for name in ("label", "features")[0 if labelled else 1:] if name not in frame.columns]
     if missing:
         raise InputError(
             f"{path} has no {' or '.join(repr(name) for name in missing)} column (columns: {frame.columns}); "
             "expected features with labels. Run 'deepframes featurize IMAGES --label filename|folder'."
         )
-    return frame.where(F.col("label").isNotNull() & F.col("features").isNotNull())
+    labels = F.col("label").isNotNull() if labelled else F.lit(True)
+    return frame.where(labels & F.col("features").isNotNull())
 
 
 def load_features(path: str | Path, spark: SparkSession) -> Features:

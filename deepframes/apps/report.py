@@ -101,8 +101,9 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def write_study_report(folder: Path, outcomes: Sequence, config, pairs: str,
-                       safe_name: Callable[[str], str]) -> list[dict]:
-    """Write results.csv, report.md, plots/ and models/ for the study's outcomes; return the best rows."""
+                       safe_name: Callable[[str], str], extra: Sequence[str] = ()) -> list[dict]:
+    """Write results.csv, report.md, plots/ and models/ for the study's outcomes; return the best
+    rows. ``extra``: Markdown lines appended to the report (a section of its own)."""
     (folder / "plots").mkdir()
     (folder / "models").mkdir()
     rows = [row for outcome in outcomes for row in outcome.rows]
@@ -136,5 +137,6 @@ def write_study_report(folder: Path, outcomes: Sequence, config, pairs: str,
     )
     lines += ["", ("Every training is in `results.csv`; models are pickled dicts "
               "(`model`, `classes`, `positive`, `split`, `accuracy`), load them with `pickle.load`."), ""]
+    lines += list(extra)
     (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return best

@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -33,8 +33,11 @@ from .._scratch import scratch_folder
 from ..core.files import ship_file, shipped_path
 from ..inference.heads import Classifier, LinearHead
 from ..session import default_parallelism, is_connect
+from ..similarity.duplicates import DEFAULT_THRESHOLD
+from .duplicates import (DuplicatePair, check_duplicates_threshold, counted, find_duplicates, kept_and_dropped,
+                         write_duplicates_report)
 from .errors import InputError, check_classes
-from .featurize import load_features, output_name
+from .featurize import Features, features_frame, load_features, output_name
 from .outputs import check_output, staged_output
 from .report import RESULT_COLUMNS, plot_pair, write_study_report
 
@@ -278,12 +281,14 @@ class StudyResult:
     num_trainings: int
     seconds: float
     best: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)  # near-duplicate pairs of photos (DuplicatePair.as_dict)
+    num_dropped: int = 0  # photos left out by drop_duplicates
 
     def as_dict(self) -> dict:
         return {"out": self.out, "num_pairs": self.num_pairs, "num_trainings": self.num_trainings,
                 "seconds": round(self.seconds, 2),
                 "trainings_per_second": round(self.num_trainings / max(self.seconds, 1e-9), 1),
-                "best": self.best}
+                "best": self.best, "duplicates": self.duplicates, "num_dropped": self.num_dropped}
 
 
 def safe_name(text: str) -> str:
@@ -334,6 +339,8 @@ def run_study(
     iterations: int = 100,
     classifier: str = "svm",
     seed: int = 0,
+    duplicates_threshold: float | None = DEFAULT_THRESHOLD,
+    drop_duplicates: bool = False,
     spark: SparkSession,
     progress: Callable[[str], None] | None = None,
 ) -> StudyResult:
@@ -343,6 +350,11 @@ def run_study(
     ``plots/overview.png`` and ``models/<pair>.pkl`` (a dict with the ``Classifier``, a
     ``LinearHead`` with its labels, the classes and the split it was best at), all at once when
     the study is done.
+
+    Photos whose features are near-duplicates (cosine similarity of at least
+    ``duplicates_threshold``; None: not looked for) are listed in the report with thumbnails
+    (``duplicates.csv``, ``duplicates/``): a split can put one on each side and inflate its
+    accuracy. With ``drop_duplicates``, one photo of each group is kept and the others left out.
 
     Examples
     --------
@@ -360,8 +372,14 @@ def run_study(
         raise InputError(f"--classifier must be one of {', '.join(CLASSIFIERS)}; got {classifier!r}.")
     if iterations < 1:
         raise InputError(f"--iterations must be a positive integer; got {iterations}.")
+    if duplicates_threshold is not None:
+        check_duplicates_threshold(duplicates_threshold)
     check_output(out, spark)  # before any work: a URI whose file system is missing, a folder not ours
     loaded = load_features(features, spark)
+    duplicates, dropped = _duplicates(features, loaded, duplicates_threshold, drop_duplicates, spark, progress)
+    if dropped:
+        keep = ~np.isin(loaded.paths, dropped)
+        loaded = replace(loaded, matrix=loaded.matrix[keep], labels=loaded.labels[keep], paths=loaded.paths[keep])
     counts = loaded.class_counts()
     check_classes(counts, str(features))
     names = sorted(counts)
@@ -391,10 +409,31 @@ def run_study(
     with staged_output(out, spark) as staging:
         _run_jobs(spark, tasks, config, data, on_pair)
         outcomes.sort(key=lambda outcome: outcome.task.index)
-        best = write_study_report(staging.folder, outcomes, config, pairs, safe_name)
+        extra = [] if duplicates is None else write_duplicates_report(
+            staging.folder, duplicates, duplicates_threshold, spark, dropped if drop_duplicates else None)
+        best = write_study_report(staging.folder, outcomes, config, pairs, safe_name, extra)
         (staging.folder / "study.log").write_text("\n".join(log_lines) + "\n")
     return StudyResult(output_name(out), len(tasks), len(tasks) * len(splits),
-                       time.perf_counter() - started, best)
+                       time.perf_counter() - started, best,
+                       [pair.as_dict() for pair in duplicates or []], len(dropped))
+
+
+def _duplicates(features: str | Path, loaded: Features, threshold: float | None, drop: bool, spark: SparkSession,
+                progress: Callable[[str], None] | None) -> tuple[list[DuplicatePair] | None, list[str]]:
+    """The near-duplicate pairs of the features file (None: not looked for, or it has no paths),
+    and the paths to leave out (``drop``: all but one photo of each group)."""
+    if threshold is None or not any(path is not None for path in loaded.paths):
+        if drop:
+            raise InputError(f"--drop-duplicates needs the photos' paths and a --duplicates-threshold; {features} "
+                             "has no 'path' column." if threshold is not None else
+                             "--drop-duplicates needs a --duplicates-threshold.")
+        return None, []
+    pairs = find_duplicates(features_frame(features, spark), threshold)
+    groups, dropped = kept_and_dropped(pairs)
+    if progress:
+        progress(f"near-duplicates: {counted(len(pairs), 'pair')} in {counted(len(groups), 'group')} (cosine "
+                 f"similarity >= {threshold:g})" + (f"; leaving out {counted(len(dropped), 'photo')}" if drop else ""))
+    return pairs, dropped if drop else []
 
 
 __all__ = ["RESULT_COLUMNS", "StudyConfig", "StudyResult", "make_pairs", "parse_splits", "run_study"]

@@ -53,6 +53,8 @@ def test_study_writes_every_training_plots_models_and_report(pets_study):
     saved = pickle.loads((pets_study / "models" / "Abyssinian__Bengal.pkl").read_bytes())
     assert saved["classes"] == ("Abyssinian", "Bengal") and saved["model"].predict(np.zeros((1, 512))).shape == (1,)
     assert len((pets_study / "study.log").read_text().splitlines()) == 27 + 3
+    # The shared pets hold 7 pairs of near-duplicates (the same photo twice, as the thumbnails show).
+    assert "## Near-duplicate photos" in report and report.count("](duplicates/") == 14
 
 
 def test_study_one_vs_rest_with_chosen_classes(pets_features, tmp_path, capsys):
