@@ -34,6 +34,7 @@ _EXPORTS = {
     "ImagePredictor": ".inference",
     "ModelTransformer": ".inference",
     "NoveltyDetector": ".inference",
+    "TextEmbedder": ".inference",
     "register_udf": ".inference",
     "VectorIndex": ".similarity",
     "VectorIndexModel": ".similarity",
@@ -55,7 +56,7 @@ __all__ = [
     "ModelTransformer", "NoveltyDetector", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
     "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
-    "VectorIndex", "VectorIndexModel", "nearest_neighbors", "register_index",
+    "VectorIndex", "VectorIndexModel", "nearest_neighbors", "register_index", "TextEmbedder",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from .inference import ImagePredictor as ImagePredictor
     from .inference import ModelTransformer as ModelTransformer
     from .inference import NoveltyDetector as NoveltyDetector
+    from .inference import TextEmbedder as TextEmbedder
     from .inference import register_udf as register_udf
     from .similarity import VectorIndex as VectorIndex
     from .similarity import VectorIndexModel as VectorIndexModel

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pyspark import keyword_only
 from pyspark.ml import Transformer
-from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
 from ..core.arrays import OutputSpec
 from ..core.shapes import UNKNOWN
 from ..models import zoo
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import HasErrors, ModelFileStage, apply_plan, check_batch_size, check_input_columns
+from .stage import HasErrors, ModelFileStage, apply_plan, as_vectors, check_batch_size, check_input_columns
 from .transformer import HasBatchSize, is_image_column
 
 
@@ -117,9 +115,7 @@ class ImageFeaturizer(_NamedImageModel):
         self._check(dataset)
         plan = self.inference_plan()
         features = apply_plan(dataset, plan.shipped(dataset.sparkSession), "ImageFeaturizer", self.getErrors())
-        column = self.getOutputCol()
-        vectors = F.when(features[column].isNull(), None).otherwise(array_to_vector(features[column]))
-        return features.withColumn(column, vectors)
+        return as_vectors(features, self.getOutputCol())
 
 
 class ImagePredictor(_NamedImageModel):

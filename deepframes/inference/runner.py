@@ -28,6 +28,7 @@ from ..core.shapes import format_shape
 from ..core.udf import OutputColumn
 from ..models.presets import ImagePreset, is_encoded_files, is_image_struct
 from ..models.spec import ModelSpec
+from ..models.text import Tokenization
 from .heads import Head
 from .novelty import NoveltyTest
 
@@ -52,13 +53,19 @@ class ModelMismatchError(ValueError):
 @dataclass(frozen=True)
 class InputBinding:
     """A DataFrame column feeding a model input. Image columns (structs or encoded files) are
-    laid out with ``preset``; other columns are tensors shaped by ``shape`` (block shape)."""
+    laid out with ``preset``; a text column feeds every input ``tokenization`` makes; other
+    columns are tensors shaped by ``shape`` (block shape)."""
 
     column: str
     input_name: str
     shape: tuple[int, ...] | None = None
     preset: ImagePreset | None = None
     model_shape: tuple[int, ...] | None = None  # what the model declares, checked on each batch
+    tokenization: Tokenization | None = None
+
+    def shipped(self, spark) -> InputBinding:
+        """This binding with its tokenizer file (if any) sent to every executor."""
+        return self if self.tokenization is None else replace(self, tokenization=self.tokenization.ship(spark))
 
     def check(self, values: np.ndarray) -> np.ndarray:
         expected = self.model_shape
@@ -128,6 +135,8 @@ class InferencePlan:
     top_k: TopK | None = None
     novelty: NoveltyTest | None = None  # on the head's input features: which rows get no label
     preprocess: Callable[[np.ndarray], np.ndarray] | None = None  # on each model-ready input batch
+    # on each model output with the batch's feeds, before the head (mean pooling over the attention mask)
+    postprocess: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
     # "column": a row that fails gets null outputs and its reason in one more output column
     # (FAILURE_COLUMN) and the job goes on; None: the batch's error fails the task.
     errors: str | None = None
@@ -136,7 +145,7 @@ class InferencePlan:
     def shipped(self, spark) -> InferencePlan:
         """This plan with its model cut down to the outputs it uses and sent to every executor."""
         model = self.model.for_outputs([binding.output_name for binding in self.outputs])
-        return replace(self, model=model.ship(spark))
+        return replace(self, model=model.ship(spark), inputs=tuple(binding.shipped(spark) for binding in self.inputs))
 
     def output_columns(self) -> list[OutputColumn]:
         if self.top_k is not None:
@@ -177,7 +186,9 @@ def prepare(batch: pa.RecordBatch, plan: InferencePlan) -> PreparedBatch:
         arrays = [array.filter(keep) for array in arrays]
     feeds, failures = {}, {}
     for binding, array in zip(plan.inputs, arrays):
-        if not _is_image(binding, array.type):
+        if binding.tokenization is not None:
+            feeds.update(binding.tokenization.encode(array))
+        elif not _is_image(binding, array.type):
             feeds[binding.input_name] = binding.check(column_to_numpy(array, binding.column, binding.shape))
         elif is_image_struct(array.type):
             feeds[binding.input_name] = binding.preset.batch_from_structs(array)
@@ -229,9 +240,11 @@ def network_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows:
 
 
 def model_outputs(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> list[np.ndarray]:
-    """The plan's outputs after the head (class scores) when the plan has one."""
-    return [plan.head.scores(value) if plan.head is not None else value
-            for value in network_outputs(feeds, plan, num_rows)]
+    """The plan's outputs after its postprocessing and head (class scores), where it has them."""
+    values = network_outputs(feeds, plan, num_rows)
+    if plan.postprocess is not None:
+        values = [plan.postprocess(value, feeds) for value in values]
+    return [plan.head.scores(value) if plan.head is not None else value for value in values]
 
 
 def classify(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -> tuple[np.ndarray, np.ndarray | None]:

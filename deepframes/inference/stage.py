@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pyspark.ml import Transformer
+from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import (
     DefaultParamsReader,
@@ -19,6 +20,7 @@ from pyspark.ml.util import (
     MLWriter,
 )
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from .. import storage
 from ..core.udf import append_columns
@@ -49,6 +51,12 @@ def apply_plan(df: DataFrame, plan: InferencePlan, stage: str, errors: str = "ra
         plan.output_columns(), operation=stage, fix="Set outputCol/outputCols to a new name",
     )
     return merge_reasons(result, df.columns) if errors == "column" else result
+
+
+def as_vectors(df: DataFrame, column: str) -> DataFrame:
+    """``df`` with the float array column ``column`` as ML vectors (null stays null), as MLlib
+    and ``nearest_neighbors`` take features."""
+    return df.withColumn(column, F.when(df[column].isNull(), None).otherwise(array_to_vector(df[column])))
 
 
 def check_errors(errors: str, stage: str) -> None:
@@ -148,4 +156,4 @@ class ModelFileStage(MLReadable, MLWritable):
         return ModelFileReader(cls)
 
 
-__all__ = ["HasErrors", "ModelFileStage", "apply_plan", "check_batch_size", "check_input_columns"]
+__all__ = ["HasErrors", "ModelFileStage", "apply_plan", "as_vectors", "check_batch_size", "check_input_columns"]

@@ -95,3 +95,12 @@ def toy_models(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def toy_inputs() -> np.ndarray:
     return np.random.default_rng(3).normal(size=(50, 4)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def text_encoders(tmp_path_factory) -> dict:
+    """A tiny tokenizer and transformer encoder made here: ``{"onnx": folder, "torchscript": folder}``
+    (``tests.inference.text_models``)."""
+    from tests.inference.text_models import build_text_encoders
+
+    return build_text_encoders(tmp_path_factory.mktemp("text_encoders"))

@@ -23,6 +23,11 @@ def _images(spark, pets_images):
     return images.withColumn("keep_me", images.path)
 
 
+def _texts(spark):
+    texts = ["a red photo", "a dog", "two dogs run in the park at night", "snow", "the cat sleeps", "unknown words"]
+    return spark.createDataFrame(list(enumerate(texts)), "id long, text string").withColumn("keep_me", F.col("id") * 2)
+
+
 def _toy(spark):
     toy = spark.createDataFrame([(i, [float(i)] * 4) for i in range(6)], "id long, x array<float>")
     return deepframes.append_shape(toy, "x", [None, 4]).withColumn("keep_me", toy.id * 2)
@@ -39,14 +44,17 @@ STAGES = {
     "ImageFeaturizer": lambda models: deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, batchSize=4),
     "ImagePredictor": lambda models: deepframes.ImagePredictor(
         model="squeezenet1.1", weights=SQUEEZENET, topK=2, batchSize=4),
+    "TextEmbedder": lambda models: deepframes.TextEmbedder(model=str(models["text"]), maxLength=16, batchSize=4),
 }
 
 
 @pytest.fixture(params=sorted(STAGES))
-def case(request, spark, pets_images, toy_models):
-    stage = STAGES[request.param](toy_models)
+def case(request, spark, pets_images, toy_models, text_encoders):
+    stage = STAGES[request.param]({**toy_models, "text": text_encoders["onnx"]})
     if isinstance(stage, deepframes.ModelTransformer):
         return stage, _toy(spark), "x", "y"
+    if isinstance(stage, deepframes.TextEmbedder):
+        return stage, _texts(spark), "text", "embedding"
     return stage, _images(spark, pets_images), "image", stage.getOutputCol()
 
 
