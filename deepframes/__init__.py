@@ -38,6 +38,7 @@ _EXPORTS = {
     "register_udf": ".inference",
     "VectorIndex": ".similarity",
     "VectorIndexModel": ".similarity",
+    "near_duplicates": ".similarity",
     "nearest_neighbors": ".similarity",
     "register_index": ".similarity",
     "KerasEstimator": ".training",
@@ -56,7 +57,7 @@ __all__ = [
     "ModelTransformer", "NoveltyDetector", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
     "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
-    "VectorIndex", "VectorIndexModel", "nearest_neighbors", "register_index", "TextEmbedder",
+    "VectorIndex", "VectorIndexModel", "near_duplicates", "nearest_neighbors", "register_index", "TextEmbedder",
 ]
 
 # Bound now, not on first use: the submodule of the same name would otherwise shadow the function.
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from .inference import register_udf as register_udf
     from .similarity import VectorIndex as VectorIndex
     from .similarity import VectorIndexModel as VectorIndexModel
+    from .similarity import near_duplicates as near_duplicates
     from .similarity import nearest_neighbors as nearest_neighbors
     from .similarity import register_index as register_index
     from .training import KerasEstimator as KerasEstimator

@@ -24,6 +24,7 @@ from .errors import InputError
 from .novelty import guard_model
 from .outputs import check_output
 from .progress import ImageCount
+from .similar import SimilarPhoto, SimilarPhotos
 from .train import load_model, load_saved_model, model_labels
 
 # Up to this many local photos, predict runs in-process: a cold Spark session costs about as
@@ -45,14 +46,18 @@ class Prediction:
     error: str | None = None
     recognised: bool = True
     hint: list[str] = field(default_factory=list)
+    similar: list[SimilarPhoto] = field(default_factory=list)  # the training photos most like it
 
     @classmethod
     def from_answer(cls, path: str, answer: Answer) -> Prediction:
-        return cls(path, top=answer.top, error=answer.error, recognised=answer.recognised, hint=answer.hint)
+        return cls(path, top=answer.top, error=answer.error, recognised=answer.recognised, hint=answer.hint,
+                   similar=answer.similar)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, thumbnails: bool = False) -> dict:
+        """For JSON; ``thumbnails``: the similar training photos' thumbnails as ``data:`` URIs."""
         return {"path": self.path, "error": self.error, "recognised": self.recognised, "hint": self.hint,
-                "predictions": [{"label": label, "probability": round(p, 6)} for label, p in self.top]}
+                "predictions": [{"label": label, "probability": round(p, 6)} for label, p in self.top],
+                "similar": [photo.as_dict(thumbnails) for photo in self.similar]}
 
 
 class BreedPredictor:
@@ -81,6 +86,7 @@ class BreedPredictor:
         guard_model(self.model, model_dir, reject_threshold)
         self.spark = spark
         self.labels = model_labels(self.model)
+        self.similar = SimilarPhotos.load(model_dir, spark)
         self._function: PipelineFunction | None = None
         if isinstance(self.model, SavedPipeline):
             self.input_size = zoo.named_model(self.model.featurizer.getOrDefault("model")).preset.size
@@ -91,6 +97,7 @@ class BreedPredictor:
                 f"{model_dir} was trained on a features file without its featurizer, so it cannot read "
                 "images; train it on images, or on features written by 'deepframes featurize'."
             )
+        self._featurizer = featurizers[0]
         self.input_size = zoo.named_model(featurizers[0].getOrDefault("model")).preset.size
         # Images carry no label column: leave out the StringIndexer, which would warn about it.
         self._runner = PipelineModel(
@@ -99,7 +106,8 @@ class BreedPredictor:
     def _predict(self, frame: DataFrame, top: int) -> list[Prediction]:
         stage = pipeline_novelty(self.model)
         test = stage.novelty_test() if stage is not None else None
-        columns = ["path", "probability"] + ([stage.getOutputCol()] if stage is not None else [])
+        features = self._featurizer.getOutputCol()
+        columns = ["path", "probability", features] + ([stage.getOutputCol()] if stage is not None else [])
         predictions = []
         for row in self._runner.transform(frame).select(*columns).collect():
             probabilities = row.probability.toArray()
@@ -108,7 +116,14 @@ class BreedPredictor:
                 predictions.append(Prediction(row.path, recognised=False, hint=[self.labels[i] for i in order]))
             else:
                 predictions.append(Prediction(row.path, top=[(self.labels[i], float(probabilities[i])) for i in order]))
+            predictions[-1].similar = self._similar(row[features].toArray())
         return predictions
+
+    def _similar(self, features: np.ndarray | None) -> list[SimilarPhoto]:
+        """The training photos nearest ``features`` (none when the model keeps none)."""
+        if self.similar is None or features is None:
+            return []
+        return self.similar.nearest(features)[0]
 
     def predict_paths(self, paths: list[str], top: int = 3) -> list[Prediction]:
         """Predictions for image files (folders and globs too), in path order."""
@@ -146,7 +161,10 @@ class BreedPredictor:
     def _answers(self, photos: list[bytes], top: int) -> list[Answer]:
         if self._function is None:
             self._function = PipelineFunction(self.model)
-        return self._function(photos, top=top)
+        answers = self._function(photos, top=top)
+        if self.similar is not None:
+            self.similar.attach(answers)
+        return answers
 
     def predict_bytes(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
         """The prediction for one encoded image, in-process through the pipeline interpreter (no
@@ -259,5 +277,7 @@ def format_predictions(predictions: list[Prediction]) -> str:
             answer = f"not recognised (hint, nearest: {', '.join(prediction.hint)})"
         else:
             answer = "  ".join(f"{label} {probability:.3f}" for label, probability in prediction.top)
+        if prediction.similar:
+            answer += "  (like " + ", ".join(f"{photo.name} {photo.distance:.3f}" for photo in prediction.similar) + ")"
         lines.append(f"{name:<{width}}  {answer}")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from .featurize import (
     read_featurizer,
 )
 from .novelty import check_threshold, fit_novelty, novelty_rates
+from .similar import save_similar_photos
 from .outputs import check_output, is_uri_file, staged_output
 from .report import plot_confusion
 
@@ -280,6 +281,8 @@ def train_classifier(
     with staged_output(out, spark) as staging:
         pipeline.write().overwrite().save(staging.uri)
         check_model_folder(staging.uri, featurizer)
+        if "path" in train.columns:  # the training photos most like an answer, shown by predict and serve
+            save_similar_photos(train, staging.uri, spark)
         (staging.folder / CONFUSION_FILE).write_bytes(plot_confusion(confusion, labels, f"Held-out accuracy {accuracy:.3f}"))
         result.seconds = time.perf_counter() - started
         (staging.folder / METRICS_FILE).write_text(json.dumps(result.as_dict(), indent=2))

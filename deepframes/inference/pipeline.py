@@ -28,7 +28,7 @@ from pyspark.ml.feature import IndexToString, StringIndexerModel
 from .heads import Classifier, Head, LinearHead, MLPHead
 from .images import ImageFeaturizer, ImagePredictor
 from .novelty_stage import NoveltyModel
-from .runner import InferencePlan, TopK, classify, prepare
+from .runner import InferencePlan, TopK, judge, network_outputs, prepare
 from .saved import SavedPipeline
 from .transformer import ModelTransformer
 
@@ -139,6 +139,8 @@ class Answer:
     recognised: bool = True
     hint: list[str] = field(default_factory=list)
     typicality: float | None = None
+    features: np.ndarray | None = field(default=None, repr=False)  # the network's, as the classifier saw them
+    similar: list = field(default_factory=list)  # the training photos most like it (apps.similar.SimilarPhoto)
 
 
 class PipelineFunction:
@@ -173,38 +175,46 @@ class PipelineFunction:
         """``(scores, typicality, errors)``: one row of class scores per photo that decoded (in
         order), their typicality (None without an out-of-distribution test), and per photo the
         reason it did not decode (None when it did)."""
+        _, scores, typicality, errors = self._judged(photos)
+        return scores, typicality, errors
+
+    def _judged(self, photos: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str | None]]:
+        """``scores`` with the network's features of each photo that decoded first."""
         column = pa.array(list(photos), pa.binary())
         batch = pa.RecordBatch.from_arrays([column], names=[self.plan.inputs[0].column])
         prepared = prepare(batch, self.plan)
         errors = [prepared.failures.get(index) for index in range(len(photos))]
         if prepared.num_rows == 0:
-            return np.zeros((0, len(self.labels))), None if self.plan.novelty is None else np.zeros(0), errors
-        scores, typicality = classify(prepared.feeds, self.plan, prepared.num_rows)
+            none = np.zeros((0, len(self.labels)))
+            return none, none, None if self.plan.novelty is None else np.zeros(0), errors
+        (features,) = network_outputs(prepared.feeds, self.plan, prepared.num_rows)
+        scores, typicality = judge(features, self.plan)
         self.plan.top_k.check(scores.shape[1])
-        return scores, typicality, errors
+        return features, scores, typicality, errors
 
     def __call__(self, photos: Sequence[bytes], top: int = 3) -> list[Answer]:
         """The ``top`` classes of each photo, best first; for a photo not recognised, the ``top``
-        labels as a hint."""
-        scores, typicality, errors = self.scores(photos)
+        labels as a hint. Each answer carries the photo's ``features`` too."""
+        features, scores, typicality, errors = self._judged(photos)
         novelty = self.plan.novelty
         recognised = iter(novelty.accepts(typicality) if novelty is not None else [True] * len(scores))
         typical = iter(typicality if typicality is not None else [None] * len(scores))
-        rows = iter(scores)
+        rows, vectors = iter(scores), iter(features)
         answers = []
         for error in errors:
             if error is not None:
                 answers.append(Answer([], error))
                 continue
-            row, known, score = next(rows), bool(next(recognised)), next(typical)
+            row, known, score, vector = next(rows), bool(next(recognised)), next(typical), next(vectors)
             order = np.argsort(-row, kind="stable")[:top]
             score = None if score is None else float(score)
             if not known:
-                answers.append(Answer([], recognised=False, hint=[self.labels[i] for i in order], typicality=score))
+                answers.append(Answer([], recognised=False, hint=[self.labels[i] for i in order], typicality=score,
+                                      features=vector))
                 continue
             probability = self.plan.top_k.probabilities
             answers.append(Answer([(self.labels[i], float(row[i]) if probability else None) for i in order],
-                                  typicality=score))
+                                  typicality=score, features=vector))
         return answers
 
 

@@ -251,6 +251,11 @@ def classify(feeds: dict[str, np.ndarray], plan: InferencePlan, num_rows: int) -
     """A classifying plan's ``(scores, typicality)`` for one prepared batch: class scores per row,
     and how typical each row's features are of the training photos (None without a novelty test)."""
     (features,) = network_outputs(feeds, plan, num_rows)
+    return judge(features, plan)
+
+
+def judge(features: np.ndarray, plan: InferencePlan) -> tuple[np.ndarray, np.ndarray | None]:
+    """``classify`` from the network's features: ``(scores, typicality)``."""
     typicality = plan.novelty.typicality(features) if plan.novelty is not None else None
     return (plan.head.scores(features) if plan.head is not None else features), typicality
 

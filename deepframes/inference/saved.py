@@ -162,6 +162,13 @@ def _our_stage(cls, folder: Path, metadata: dict):
     return stage
 
 
+def read_saved_stage(folder: str | Path, cls: type):
+    """One of deepframes' stages saved alone (``stage.save(folder)``, a local folder), read without
+    Spark, its files where the save put them."""
+    folder = Path(folder)
+    return _our_stage(cls, folder, _metadata(folder))
+
+
 def _head(kind: str, data: dict, params: dict) -> tuple[Head, int]:
     if kind == "LogisticRegressionModel":
         coefficients = _matrix(data["coefficientMatrix"])
@@ -198,4 +205,4 @@ def _matrix(value: dict) -> np.ndarray:
     return dense if value["isTransposed"] else dense.T
 
 
-__all__ = ["NeedsSpark", "SavedPipeline", "read_saved_pipeline"]
+__all__ = ["NeedsSpark", "SavedPipeline", "read_saved_pipeline", "read_saved_stage"]

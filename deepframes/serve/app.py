@@ -52,8 +52,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _answer_json(name: str, answer: Any) -> dict:
     """The JSON of one photo's answer (a ``PipelineFunction`` ``Answer``): its breeds, or
-    ``recognised`` false and a ``hint``."""
-    return Prediction.from_answer(name, answer).as_dict()
+    ``recognised`` false and a ``hint``; the training photos most like it, with thumbnails."""
+    return Prediction.from_answer(name, answer).as_dict(thumbnails=True)
 
 
 def _check_header(content: bytes, name: str, max_pixels: int) -> int:
@@ -164,7 +164,8 @@ def create_app(pipeline: Any, model_dir: str, max_bytes: int = DEFAULT_MAX_BYTES
     async def health() -> dict:
         """Whether the service is up: the model's classes and the upload limits (no token needed)."""
         return {"status": "ok", "version": __version__, "model": Path(model_dir).name,
-                "labels": list(pipeline.labels), "mode": pipeline.mode, "max_bytes": max_bytes,
+                "labels": list(pipeline.labels), "mode": pipeline.mode,
+                "similar_photos": len(getattr(pipeline, "similar", None) or ()), "max_bytes": max_bytes,
                 "max_pixels": max_pixels, "token_required": token is not None}
 
     @app.post("/api/predict", responses=_ERRORS, dependencies=[Depends(_authorized)])

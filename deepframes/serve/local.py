@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from ..apps.novelty import guard_model
 from ..apps.predict import Prediction
+from ..apps.similar import SimilarPhotos
 from ..apps.train import load_model, load_saved_model
 from ..images import ImageDecodeError
 from ..inference.pipeline import Answer, PipelineFunction
@@ -55,6 +56,7 @@ class LocalPipeline:
         guard_model(model, model_dir, reject_threshold)  # before compiling: the plan copies the threshold
         self.function = PipelineFunction(model)
         self.labels = list(self.function.labels)
+        self.similar = SimilarPhotos.load(model_dir, spark)
         concurrent = self.function.plan.model.framework == "onnx"  # ONNX Runtime sessions run concurrently
         self.workers = workers or ((os.cpu_count() or 1) if concurrent else 1)
         self._slots = threading.BoundedSemaphore(self.workers)
@@ -62,7 +64,10 @@ class LocalPipeline:
     def answers(self, photos: Sequence[bytes], top: int = 3) -> list[Answer]:
         """The ``top`` classes of each encoded photo (or why it could not be read), as one batch."""
         with self._slots:
-            return self.function(photos, top=top)
+            answers = self.function(photos, top=top)
+        if self.similar is not None:
+            self.similar.attach(answers)
+        return answers
 
     def predict(self, content: bytes, name: str = "upload", top: int = 3) -> Prediction:
         """The ``top`` classes of one encoded image (or "not recognised" and a hint);

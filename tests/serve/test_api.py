@@ -47,6 +47,30 @@ def test_in_process_answers_equal_the_spark_pipeline(pipeline, pets_model, pets_
         local = pipeline.predict(Path(expected.path.removeprefix("file:")).read_bytes(), top=3)
         assert [label for label, _ in local.top] == [label for label, _ in expected.top]
         assert max(abs(a - b) for (_, a), (_, b) in zip(local.top, expected.top)) < 1e-3
+        # the training photos most like it: the same, at the same distances
+        assert [photo.path for photo in local.similar] == [photo.path for photo in expected.similar]
+        assert max(abs(a.distance - b.distance) for a, b in zip(local.similar, expected.similar)) < 1e-4
+
+
+def test_api_answers_with_the_3_training_photos_most_like_the_photo(client, pets_images, pets_model, spark):
+    from deepframes.similarity import register_index
+
+    photo = pets_images / "Abyssinian_34.jpg"
+    similar = _upload(client, photo.name, photo.read_bytes()).json()["similar"]
+    assert len(similar) == 3 and client.get("/api/health").json()["similar_photos"] == 480
+    assert all(item["thumbnail"].startswith("data:image/jpeg;base64,") for item in similar)
+    assert [item["distance"] for item in similar] == sorted(item["distance"] for item in similar)
+    # The same three as SQL's nearest() over the saved index, on features Spark computed.
+    from deepframes.apps.train import load_model
+
+    featurizer = load_model(pets_model).stages[0]
+    register_index(spark, str(pets_model / "similar" / "index"), name="like_training")
+    featurized = featurizer.transform(spark.read.format("binaryFile").load(str(photo)).select("path", "content")
+                                      .withColumnRenamed("content", featurizer.getInputCol()))
+    featurized.createOrReplaceTempView("uploaded")
+    (row,) = spark.sql(f"SELECT like_training({featurizer.getOutputCol()}, 3) AS near FROM uploaded").collect()
+    assert [item["path"] for item in similar] == [found.id for found in row.near]
+    assert max(abs(item["distance"] - found.distance) for item, found in zip(similar, row.near)) < 1e-4
 
 
 @pytest.mark.parametrize("name, content, status, code", [

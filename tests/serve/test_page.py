@@ -85,6 +85,23 @@ def test_page_uploads_a_photo_and_shows_the_top_3_breeds(server, browser, pets_i
     assert page.locator("#preview").is_visible()
 
 
+def test_page_shows_the_3_training_photos_most_like_the_photo(server, browser, pets_images, tmp_path):
+    page = browser.new_page()
+    page.set_viewport_size({"width": 600, "height": 1100})
+    page.goto(server.url + "?token=" + TOKEN)
+    _results_after(page, lambda: page.set_input_files("#file", str(pets_images / "Bengal_10.jpg")))
+    gallery = page.locator("#similar")
+    gallery.wait_for(state="visible")
+    assert page.locator("#similar figure").count() == 3
+    assert all(width > 0 for width in page.eval_on_selector_all("#similar img", "images => images.map(i => i.naturalWidth)"))
+    captions = page.locator("#similar figcaption").all_inner_texts()
+    assert all("distance" in caption for caption in captions) and "Bengal" in captions[0]
+    shot = tmp_path / "similar.png"
+    gallery.screenshot(path=str(shot))
+    with Image.open(shot) as image:  # three photos, not an empty box
+        assert image.width >= 3 * 104 and np.asarray(image.convert("L")).std() > 20
+
+
 def test_page_shows_a_plain_sentence_for_a_file_that_is_not_an_image(server, browser, tmp_path):
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("not a photo\n")
