@@ -30,6 +30,7 @@ from .images import ImageFeaturizer, ImagePredictor
 from .novelty_stage import NoveltyModel
 from .runner import InferencePlan, TopK, judge, network_outputs, prepare
 from .saved import SavedPipeline
+from .text import TextEmbedder
 from .transformer import ModelTransformer
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
 
     A pipeline (fitted, or read without Spark by ``saved.read_saved_pipeline``)'s plan ends in its classifier and its ``top`` best labels (``top=1``: the label
     alone); an ``ImagePredictor``'s in its labels likewise; an ``ImageFeaturizer`` or a
-    ``ModelTransformer`` gives its outputs as they are.
+    ``ModelTransformer`` or a ``TextEmbedder`` gives its outputs as they are.
     """
     if isinstance(model, (PipelineModel, SavedPipeline)):
         featurizer, classifier = ((model.featurizer, model.classifier) if isinstance(model, SavedPipeline)
@@ -117,7 +118,7 @@ def compile_pipeline(model: Transformer, top: int = 1) -> InferencePlan:
     if isinstance(model, ImagePredictor):
         plan = model.inference_plan()
         return replace(plan, top_k=replace(plan.top_k, k=top, label_only=top == 1))
-    if isinstance(model, (ImageFeaturizer, ModelTransformer)):
+    if isinstance(model, (ImageFeaturizer, ModelTransformer, TextEmbedder)):
         return model.inference_plan()
     raise TypeError(
         f"Expected a ModelTransformer, an ImageFeaturizer, an ImagePredictor or a fitted PipelineModel "

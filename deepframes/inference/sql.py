@@ -24,7 +24,8 @@ def register_udf(
     """Register ``model`` as the SQL function ``name``.
 
     ``model`` is an ``ImagePredictor`` (the function returns the most probable label), an
-    ``ImageFeaturizer`` (the feature array), a ``ModelTransformer`` around any ONNX, Keras or
+    ``ImageFeaturizer`` (the feature array), a ``TextEmbedder`` (a text's embedding, as an
+    array), a ``ModelTransformer`` around any ONNX, Keras or
     PyTorch model (its outputs; a struct when there are several), or a fitted ``PipelineModel``
     of an ``ImageFeaturizer`` and an MLlib logistic regression, linear SVM or multilayer
     perceptron, with the ``StringIndexer`` that made its labels (the predicted label, e.g. the

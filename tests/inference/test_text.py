@@ -48,6 +48,17 @@ def test_text_embedder_matches_in_process_embeddings(spark, text_encoders, kind)
         assert all(row.error is None for row in rows)
 
 
+def test_text_embedder_as_a_sql_function_gives_the_stage_embeddings(spark, text_encoders):
+    deepframes.register_udf(spark, "embed_text", deepframes.TextEmbedder(model=str(text_encoders["onnx"]),
+                                                                         maxLength=MAX_LENGTH))
+    spark.createDataFrame([(text,) for text in TEXTS[:3]] + [(None,)], "text string").createOrReplaceTempView("texts")
+    rows = spark.sql("SELECT text, embed_text(text) AS embedding FROM texts").collect()
+    embedded = {row.text: row.embedding for row in rows}
+    assert embedded[None] is None
+    np.testing.assert_allclose(np.array([embedded[text] for text in TEXTS[:3]]),
+                               reference_embeddings(text_encoders["onnx"], TEXTS[:3]), atol=1e-5)
+
+
 def test_text_embedder_null_text_gives_null_embedding(spark, text_encoders):
     rows = _embed(spark, text_encoders["onnx"], [None, "a dog", None], batchSize=2)
     assert [row.embedding is None for row in rows] == [True, False, True]
