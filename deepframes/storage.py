@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
 from ._scratch import scratch_folder
@@ -107,6 +108,16 @@ def exists(spark: Any, uri: str) -> bool:
         return os.path.exists(local_path(uri))
     file_system, path = _hadoop(spark, uri)
     return bool(file_system.exists(path))
+
+
+def maybe_present(paths: Iterable[str]) -> list[str]:
+    """``paths`` without the local ones that do not exist (URIs are kept: they are checked when
+    read), each once, in order.
+
+    >>> maybe_present(["/no/such/file.jpg", "hdfs://host/a.jpg", "/", "/"])
+    ['hdfs://host/a.jpg', '/']
+    """
+    return [path for path in dict.fromkeys(paths) if not is_local(path) or os.path.exists(local_path(path))]
 
 
 def copy_to(spark: Any, source: str, uri: str) -> None:

@@ -9,11 +9,16 @@ back only the thumbnails, so the driver never needs to see the photos themselves
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 from pyspark.sql import SparkSession
+
+from .. import storage
+
+logger = logging.getLogger(__name__)
 
 THUMBNAIL_PIXELS = 128
 _QUALITY = 80
@@ -53,7 +58,8 @@ def _thumbnail_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
 
 def thumbnails(paths: Sequence[str], spark: SparkSession) -> dict[str, bytes]:
     """``path -> JPEG thumbnail`` of the photos at ``paths`` (any Hadoop paths); a path that is
-    missing or no image Pillow reads is left out.
+    missing or no image Pillow reads is left out (features copied from another machine name
+    photos that are not here: their thumbnails are simply missing).
 
     >>> import deepframes
     >>> spark = deepframes.session("local[2]")
@@ -63,9 +69,14 @@ def thumbnails(paths: Sequence[str], spark: SparkSession) -> dict[str, bytes]:
     """
     from .reader import read_images
 
-    if not paths:
+    wanted = storage.maybe_present(paths)
+    if not wanted:
         return {}
-    files = read_images(list(dict.fromkeys(paths)), decode=False, extensions=None, spark=spark)
+    try:
+        files = read_images(wanted, decode=False, extensions=None, spark=spark)
+    except FileNotFoundError as error:  # a URI that is gone
+        logger.warning("No thumbnails: %s", error)
+        return {}
     rows = files.select("path", "content").mapInArrow(_thumbnail_batches, "path string, thumbnail binary").toArrow()
     return {path: data for path, data in zip(rows.column("path").to_pylist(), rows.column("thumbnail").to_pylist())
             if data is not None}
