@@ -42,7 +42,9 @@ _EXPORTS = {
     "nearest_neighbors": ".similarity",
     "register_index": ".similarity",
     "KerasEstimator": ".training",
+    "KerasModel": ".training",
     "TorchEstimator": ".training",
+    "TorchModel": ".training",
     # from the module itself: once deepframes.training.tune (the module) is imported, as
     # unpickling a trial does, the package's attribute `tune` is that module, not the function
     "tune": ".training.tune",
@@ -56,7 +58,7 @@ __all__ = [
     "BlockFunctionError", "Distributor", "ImageFeaturizer", "ImagePredictor", "JavaNotFoundError",
     "ModelTransformer", "NoveltyDetector", "__version__", "aggregate", "analyze", "append_shape", "map_blocks", "map_rows",
     "print_schema", "read_images", "reduce_blocks", "reduce_rows", "register_block_udf", "register_row_udf",
-    "register_udf", "session", "stream_images", "KerasEstimator", "TorchEstimator", "tune",
+    "register_udf", "session", "stream_images", "KerasEstimator", "KerasModel", "TorchEstimator", "TorchModel", "tune",
     "VectorIndex", "VectorIndexModel", "near_duplicates", "nearest_neighbors", "register_index", "TextEmbedder",
 ]
 
@@ -91,7 +93,9 @@ if TYPE_CHECKING:
     from .similarity import nearest_neighbors as nearest_neighbors
     from .similarity import register_index as register_index
     from .training import KerasEstimator as KerasEstimator
+    from .training import KerasModel as KerasModel
     from .training import TorchEstimator as TorchEstimator
+    from .training import TorchModel as TorchModel
     from .training.tune import tune as tune
 
 

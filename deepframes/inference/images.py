@@ -10,11 +10,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, FloatType
 
 from ..core.arrays import OutputSpec
+from ..core.params import NONE, STRING, Constraint, integer, one_of
+from ..core.persistence import ModelFileStage
 from ..core.shapes import UNKNOWN
 from ..models import zoo
 from .runner import InferencePlan, InputBinding, OutputBinding, TopK
-from .stage import HasErrors, ModelFileStage, apply_plan, as_vectors, check_batch_size, check_input_columns
-from .transformer import HasBatchSize, is_image_column
+from .stage import HasBatchSize, HasErrors, apply_plan, as_vectors, check_input_columns
+from .transformer import is_image_column
 
 
 class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, HasErrors, ModelFileStage):
@@ -24,6 +26,10 @@ class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, Has
                     typeConverter=TypeConverters.identity)
 
     file_params = ("weights",)
+    _parameter_constraints = {
+        "model": one_of(*zoo.NAMED_MODELS, hint="For a model file of your own, use ModelTransformer."),
+        "weights": (STRING, NONE),
+    }
 
     def _named(self) -> zoo.NamedModel:
         return zoo.named_model(self.getOrDefault(self.model))
@@ -32,7 +38,6 @@ class _NamedImageModel(Transformer, HasInputCol, HasOutputCol, HasBatchSize, Has
         return self.getOrDefault(self.weights) if self.isDefined(self.weights) else None
 
     def _check(self, dataset: DataFrame) -> None:
-        check_batch_size(self.getBatchSize())
         column = self.getInputCol()
         stage = type(self).__name__
         check_input_columns(dataset, [column], stage)
@@ -93,6 +98,7 @@ class ImageFeaturizer(_NamedImageModel):
     """
 
     pooling = Param(Params._dummy(), "pooling", "avg, max or None", typeConverter=TypeConverters.identity)
+    _parameter_constraints = {"pooling": one_of(*zoo.POOLINGS)}
 
     @keyword_only
     def __init__(self, *, inputCol="image", outputCol="features", model="squeezenet1.1", weights=None,
@@ -140,6 +146,11 @@ class ImagePredictor(_NamedImageModel):
     labels = Param(Params._dummy(), "labels", "class names, or a file of them", typeConverter=TypeConverters.identity)
 
     file_params = ("weights", "labels")
+    _parameter_constraints = {
+        "topK": integer(1),
+        "labels": (Constraint("a list of class names", lambda value: isinstance(value, (list, tuple)) and bool(value)),
+                   STRING, NONE),
+    }
 
     @keyword_only
     def __init__(self, *, inputCol="image", outputCol="predictions", model="squeezenet1.1", weights=None,
@@ -176,8 +187,6 @@ class ImagePredictor(_NamedImageModel):
 
     def inference_plan(self) -> InferencePlan:
         top_k = self.getOrDefault(self.topK)
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"The 'topK' parameter of ImagePredictor must be a positive integer. Got {top_k} instead.")
         named = self._named()
         spec = zoo.model_spec(named.name, self._weights(), include_top=True, pooling=None)
         return self._plan(spec, named.probability_output, TopK(top_k, tuple(self._labels())))

@@ -28,24 +28,27 @@ from pyspark.sql.types import DoubleType
 
 from .._scratch import scratch_folder
 from ..core.arrays import column_to_numpy
+from ..core.params import STRING, ValidatedParams, integer, real
+from ..core.persistence import ModelFileStage
 from ..core.udf import OutputColumn, append_columns
-from .novelty import DEFAULT_REJECT_THRESHOLD, NoveltyTest, check_reject_threshold, fit_novelty_test
-from .stage import ModelFileStage, check_input_columns
+from .novelty import DEFAULT_REJECT_THRESHOLD, NoveltyTest, fit_novelty_test
+from .stage import check_input_columns
 
 logger = logging.getLogger(__name__)
 
 
-class _NoveltyParams(HasFeaturesCol, HasOutputCol):
+class _NoveltyParams(ValidatedParams, HasFeaturesCol, HasOutputCol):
     rejectThreshold = Param(
         Params._dummy(), "rejectThreshold",
         "photos less typical than this share of held-out training photos are not recognised; in [0, 1), 0: off",
         typeConverter=TypeConverters.toFloat)
+    _parameter_constraints = {"rejectThreshold": real(0, 1, closed="left")}
 
     def getRejectThreshold(self) -> float:
         return self.getOrDefault(self.rejectThreshold)
 
     def setRejectThreshold(self, value: float):
-        return self._set(rejectThreshold=check_reject_threshold(value))
+        return self._set(rejectThreshold=value)
 
 
 class NoveltyDetector(Estimator, _NoveltyParams, HasLabelCol, HasSeed):
@@ -83,6 +86,7 @@ class NoveltyDetector(Estimator, _NoveltyParams, HasLabelCol, HasSeed):
 
     numFolds = Param(Params._dummy(), "numFolds", "cross-validation folds calibrating the test",
                      typeConverter=TypeConverters.toInt)
+    _parameter_constraints = {"numFolds": integer(2)}
 
     @keyword_only
     def __init__(self, *, featuresCol="features", labelCol="label", outputCol="typicality",
@@ -139,6 +143,7 @@ class NoveltyModel(Model, _NoveltyParams, ModelFileStage):
     statistics = Param(Params._dummy(), "statistics", "the fitted test's statistics (.npz)",
                        typeConverter=TypeConverters.toString)
     file_params = ("statistics",)
+    _parameter_constraints = {"statistics": STRING}
 
     @keyword_only
     def __init__(self, *, featuresCol="features", outputCol="typicality", rejectThreshold=DEFAULT_REJECT_THRESHOLD,

@@ -13,12 +13,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, FloatType, StringType
 
 from ..core.arrays import OutputSpec
+from ..core.params import BOOLEAN, STRING, integer
+from ..core.persistence import ModelFileStage
 from ..core.shapes import UNKNOWN
 from ..models.spec import ModelSpec
 from ..models.text import MeanPooling, Tokenization, check_encoder_inputs, find_text_encoder
 from .runner import InferencePlan, InputBinding, OutputBinding
-from .stage import HasErrors, ModelFileStage, apply_plan, as_vectors, check_batch_size, check_input_columns
-from .transformer import HasBatchSize
+from .stage import HasBatchSize, HasErrors, apply_plan, as_vectors, check_input_columns
 
 
 class TextEmbedder(Transformer, HasInputCol, HasOutputCol, HasBatchSize, HasErrors, ModelFileStage):
@@ -104,6 +105,7 @@ class TextEmbedder(Transformer, HasInputCol, HasOutputCol, HasBatchSize, HasErro
                       typeConverter=TypeConverters.toBoolean)
 
     file_params = ("model",)
+    _parameter_constraints = {"model": STRING, "maxLength": integer(1), "normalize": BOOLEAN}
 
     @keyword_only
     def __init__(self, *, inputCol="text", outputCol="embedding", model=None, maxLength=256, batchSize=64,
@@ -143,11 +145,7 @@ class TextEmbedder(Transformer, HasInputCol, HasOutputCol, HasBatchSize, HasErro
     def inference_plan(self) -> InferencePlan:
         """What the stage runs on each batch: tokenize, encode, pool. Planning reads the encoder's
         input names (an ONNX graph without running it; a TorchScript file is loaded once)."""
-        check_batch_size(self.getBatchSize())
         max_length = self.getMaxLength()
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"The 'maxLength' parameter of TextEmbedder must be a positive integer. "
-                             f"Got {max_length!r} instead.")
         found = self._encoder_folder()
         spec = ModelSpec.from_file(found.encoder)
         inputs, outputs = spec.signature()

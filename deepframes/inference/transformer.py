@@ -14,21 +14,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, BinaryType, FloatType, StructField, StructType
 
 from ..core.arrays import OutputSpec
+from ..core.params import STRING, STRINGS, one_of
+from ..core.persistence import ModelFileStage
 from ..core.sampling import sample
 from ..core.shapes import UNKNOWN, column_shape, dtype_name, format_shape, recorded_shape
-from ..engines import TensorInfo
+from ..engines import FRAMEWORKS, TensorInfo
 from ..models.presets import ImagePreset
 from ..models.spec import ModelSpec
 from .runner import InferencePlan, InputBinding, OutputBinding, model_outputs, prepare
-from .stage import HasErrors, ModelFileStage, apply_plan, check_batch_size, check_input_columns
-
-
-class HasBatchSize(Params):
-    batchSize = Param(Params._dummy(), "batchSize", "rows per model batch (the last of a partition may have fewer)",
-                      typeConverter=TypeConverters.toInt)
-
-    def getBatchSize(self) -> int:
-        return self.getOrDefault(self.batchSize)
+from .stage import HasBatchSize, HasErrors, apply_plan, check_input_columns
 
 
 def _image_preset(info: TensorInfo) -> ImagePreset:
@@ -53,7 +47,9 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, H
     named as in the model). Tensor columns are numbers, arrays or vectors shaped by their recorded
     shape; an image struct column (from ``read_images``) is resized to the model's input and fed
     as RGB 0-255 floats. Rows with a null input get null outputs. The model loads once per Python
-    worker; the next batch is prepared while the model runs. ``save`` copies the model file.
+    worker; the next batch is prepared while the model runs. ``save`` copies the model file;
+    ``ModelTransformer.load`` gives back the class that was saved (a fitted ``KerasModel`` loads
+    as a ``KerasModel``).
 
     Parameters
     ----------
@@ -90,6 +86,9 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, H
                         typeConverter=TypeConverters.toListString)
 
     file_params = ("model",)
+    _parameter_constraints = {
+        "model": STRING, "framework": one_of("", *FRAMEWORKS), "inputNames": STRINGS, "outputNames": STRINGS,
+    }
 
     @keyword_only
     def __init__(self, *, model=None, inputCols=None, outputCols=None, inputNames=None, outputNames=None,
@@ -118,7 +117,6 @@ class ModelTransformer(Transformer, HasInputCols, HasOutputCols, HasBatchSize, H
         """What the stage runs on each batch, planned from the model's signature (read once per
         model, never run) and the input columns' types and recorded shapes in ``schema``.
         Without a schema (SQL), image inputs take image columns and other inputs tensors."""
-        check_batch_size(self.getBatchSize())
         spec = self._spec()
         model_inputs, model_outputs = spec.signature()
         columns = self._columns()

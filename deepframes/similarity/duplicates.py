@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..core.params import check_value, real
 from .neighbors import nearest_neighbors
 
 DEFAULT_THRESHOLD = 0.95
@@ -30,10 +31,9 @@ def check_threshold(threshold: float) -> None:
     >>> check_threshold(1.5)
     Traceback (most recent call last):
     ...
-    ValueError: The 'threshold' parameter of near_duplicates must be a float in (0, 1]. Got 1.5 instead.
+    deepframes.core.params.InvalidParameterError: The 'threshold' parameter of near_duplicates must be a float in (0, 1]. Got 1.5 instead.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ValueError(f"The 'threshold' parameter of near_duplicates must be a float in (0, 1]. Got {threshold!r} instead.")
+    check_value("near_duplicates", "threshold", threshold, real(0, 1, closed="right"))
 
 
 def near_duplicates(df: DataFrame, threshold: float = DEFAULT_THRESHOLD, *, featuresCol: str = "features",

@@ -30,8 +30,9 @@ from pyspark.sql.types import ArrayType, DataType, DoubleType, StructField, Stru
 
 from ..core.arrays import column_to_numpy, valid_rows
 from ..core.files import digest_named_copy, ship_file, shipped_path
+from ..core.params import STRING, ValidatedParams, check_value, integer, one_of
+from ..core.persistence import ModelFileStage
 from ..core.udf import OutputColumn, column_udf
-from ..inference.stage import ModelFileStage
 from ..models.spec import file_digest
 from .neighbors import METRICS, nearest_rows
 
@@ -46,18 +47,11 @@ def _digest(path: str) -> str:
     return _DIGESTS[path]
 
 
-class _IndexParams(HasFeaturesCol, HasOutputCol):
+class _IndexParams(ValidatedParams, HasFeaturesCol, HasOutputCol):
     idCol = Param(Params._dummy(), "idCol", "the column naming each indexed row", typeConverter=TypeConverters.toString)
     metric = Param(Params._dummy(), "metric", "cosine or euclidean", typeConverter=TypeConverters.toString)
     k = Param(Params._dummy(), "k", "neighbours per row that transform appends", typeConverter=TypeConverters.toInt)
-
-    def _check_params(self) -> None:
-        metric, k = self.getOrDefault(self.metric), self.getOrDefault(self.k)
-        if metric not in METRICS:
-            raise ValueError(f"The 'metric' parameter of {type(self).__name__} must be one of {list(METRICS)}. "
-                             f"Got {metric!r} instead.")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"The 'k' parameter of {type(self).__name__} must be a positive integer. Got {k!r} instead.")
+    _parameter_constraints = {"idCol": STRING, "metric": one_of(*METRICS), "k": integer(1)}
 
 
 class VectorIndex(Estimator, _IndexParams):
@@ -93,7 +87,6 @@ class VectorIndex(Estimator, _IndexParams):
         self._set(**self._input_kwargs)
 
     def _fit(self, dataset: DataFrame) -> VectorIndexModel:
-        self._check_params()
         features, id_col = self.getFeaturesCol(), self.getOrDefault(self.idCol)
         missing = [name for name in (features, id_col) if name not in dataset.columns]
         if missing:
@@ -144,6 +137,7 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
     indexFile = Param(Params._dummy(), "indexFile", "the .npz file of vectors and ids",
                       typeConverter=TypeConverters.toString)
     file_params = ("indexFile",)
+    _parameter_constraints = {"indexFile": STRING}
 
     @keyword_only
     def __init__(self, *, indexFile=None, featuresCol="features", idCol="path", metric="cosine", k=3,
@@ -162,7 +156,6 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
 
     def search(self, vectors, k: int | None = None) -> list[list[tuple[object, float]]]:
         """The ``k`` nearest entries ``(id, distance)`` of each vector, nearest first (in-process)."""
-        self._check_params()
         items, ids = self._arrays()
         queries = np.asarray(vectors, dtype=np.float32)
         queries = queries.reshape(1, -1) if queries.ndim == 1 else queries
@@ -177,7 +170,6 @@ class VectorIndexModel(Model, _IndexParams, ModelFileStage):
                        self.getOrDefault(self.metric), k or self.getOrDefault(self.k))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        self._check_params()
         column = self.getFeaturesCol()
         if column not in dataset.columns:
             raise ValueError(f"VectorIndexModel: column {column!r} is not in the DataFrame (columns: "
@@ -251,8 +243,7 @@ def _nearest_compute(batches: Iterator[pa.RecordBatch], lookup: _Lookup, id_type
     """``nearest(features, k)``: the search with the batch's largest ``k``, each row cut to its own."""
     for batch in batches:
         wanted = [int(value) if value is not None else 0 for value in batch.column(1).to_pylist()]
-        if any(value < 1 for value in wanted):
-            raise ValueError(f"nearest(features, k): k must be a positive integer; got {min(wanted)}.")
+        check_value("nearest(features, k)", "k", min(wanted, default=1), integer(1))
         widest = replace(lookup, k=max(wanted, default=1))
         (column,) = next(_search_compute(iter([batch.select([0])]), widest, id_type))
         yield [pa.array([None if cell is None else cell[:k] for cell, k in zip(column.to_pylist(), wanted)],

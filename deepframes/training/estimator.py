@@ -3,7 +3,6 @@ starts, the Distributor run, and ``fitMultiple`` for pyspark.ml's model selectio
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +11,8 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed
 from pyspark.sql import DataFrame
 
+from ..core.params import BOOLEAN, NONE, STRINGS, ValidatedParams, integer, real
+from ..core.persistence import pickled
 from .data import (
     RANK,
     DataSummary,
@@ -29,23 +30,9 @@ from .loop import TrainConfig
 from .model import ClassifierModel
 
 
-def pickled(value: Any, what: str, stage: str) -> bytes:
-    """``value`` pickled with cloudpickle, or a one-line error saying how to make it picklable."""
-    from pyspark import cloudpickle
-
-    try:
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:  # noqa: BLE001 - any pickling failure is the user's to fix
-        raise TypeError(
-            f"{stage}: the {what} must be picklable to reach the executors; received "
-            f"{getattr(value, '__name__', type(value).__name__)!r}, which cannot be pickled "
-            f"({type(error).__name__}: {error}). Define it at module level and create locks, sessions "
-            "and open files inside it."
-        ) from None
-
-
-class TrainingParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed):
-    """The Params of both estimators (pyspark.ml conventions: camelCase, type converters)."""
+class TrainingParams(ValidatedParams, HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed):
+    """The Params of both estimators (pyspark.ml conventions: camelCase, type converters, checked
+    when set; ``model``, ``loss`` and ``optimizer`` are constrained by each estimator)."""
 
     model = Param(Params._dummy(), "model", "the model: a function returning one, or a saved model file")
     loss = Param(Params._dummy(), "loss", "loss: a name or (PyTorch) a callable")
@@ -65,6 +52,12 @@ class TrainingParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabili
     shuffle = Param(Params._dummy(), "shuffle", "reshuffle the rows every epoch", typeConverter=TypeConverters.toBoolean)
     numSlots = Param(Params._dummy(), "numSlots", "Spark tasks training data-parallel",
                      typeConverter=TypeConverters.toInt)
+
+    _parameter_constraints = {
+        "learningRate": (real(0, None, closed="neither"), NONE), "metrics": STRINGS, "epochs": integer(1),
+        "batchSize": integer(1), "validationFraction": real(0, 1, closed="left"),
+        "earlyStoppingPatience": integer(0), "shuffle": BOOLEAN, "numSlots": integer(1),
+    }
 
     _defaults = dict(featuresCol="features", labelCol="label", predictionCol="prediction",
                      probabilityCol="probability", metrics=["accuracy"], epochs=10, batchSize=32,
@@ -107,21 +100,9 @@ class TrainingEstimator(Estimator, TrainingParams):
         return type(self).__name__
 
     def check_params(self) -> None:
-        """Scalar Params in range; raised before any Spark job."""
+        """What the constraint table cannot say alone (each value is checked when set): a model
+        is given, and ``batchSize`` splits over ``numSlots``; raised before any Spark job."""
         stage = self._name()
-        rules = {
-            "epochs": (self.getOrDefault(self.epochs), lambda v: v >= 1, "an integer >= 1"),
-            "batchSize": (self.getOrDefault(self.batchSize), lambda v: v >= 1, "an integer >= 1"),
-            "numSlots": (self.getOrDefault(self.numSlots), lambda v: v >= 1, "an integer >= 1"),
-            "validationFraction": (self.getOrDefault(self.validationFraction), lambda v: 0 <= v < 1, "a float in [0, 1)"),
-            "earlyStoppingPatience": (self.getOrDefault(self.earlyStoppingPatience), lambda v: v >= 0, "an integer >= 0"),
-        }
-        for name, (value, valid, expected) in rules.items():
-            if not valid(value):
-                raise ValueError(
-                    f"The '{name}' parameter of {stage} must be {expected}. Got {value!r} instead; "
-                    f"set {name} to such a value."
-                )
         if not self.isDefined(self.model):
             raise ValueError(f"{stage} needs a model: {stage}(model=...). Received no model.")
         local_batch_size(self.getOrDefault(self.batchSize), self.getOrDefault(self.numSlots), stage)

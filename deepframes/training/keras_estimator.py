@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from pyspark import keyword_only
 
 from .._scratch import scratch_folder
+from ..core.params import DICT, STRING, Constraint, function, invalid
 from .estimator import TrainingEstimator, pickled
 from .model import ClassifierModel
 
@@ -75,6 +77,13 @@ class KerasEstimator(TrainingEstimator):
     seed : int
         Initial weights, validation split and batch order.
 
+    Raises
+    ------
+    deepframes.core.params.InvalidParameterError
+        When built or when a Param is set (``setX``, ``copy``, a ``CrossValidator`` grid): a value
+        outside what the Param accepts (``KerasEstimator.parameter_constraints()``). A loss or
+        optimizer name Keras does not know is refused by ``fit`` before training.
+
     Examples
     --------
     >>> import deepframes, keras, numpy as np
@@ -93,6 +102,12 @@ class KerasEstimator(TrainingEstimator):
     framework = "keras"
     model_class = KerasModel
     model_file_name = "model.keras"
+    _parameter_constraints = {
+        "model": Constraint("a .keras file, a Keras model or a function returning one",
+                            lambda value: callable(value) or STRING.accepts(value)),
+        "loss": (Constraint("a Keras loss name", STRING.accepts), function("a loss function")),
+        "optimizer": (Constraint("a Keras optimizer name", STRING.accepts), Constraint("config dict", DICT.accepts)),
+    }
 
     @keyword_only
     def __init__(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
@@ -108,27 +123,24 @@ class KerasEstimator(TrainingEstimator):
                   probabilityCol="probability", loss="sparse_categorical_crossentropy", optimizer="adam",
                   learningRate=None, metrics=None, epochs=10, batchSize=32, validationFraction=0.0,
                   earlyStoppingPatience=0, shuffle=True, numSlots=1, seed=42):
-        kwargs = {name: value for name, value in self._input_kwargs.items() if value is not None}
-        if _is_keras_model(kwargs.get("model")):
+        return self._set(**{name: value for name, value in self._input_kwargs.items() if value is not None})
+
+    def _set(self, **kwargs: Any) -> KerasEstimator:
+        if _is_keras_model(kwargs.get("model")):  # Params hold plain values: the model goes to a file
             kwargs["model"] = _saved_model_path(kwargs["model"])
-        return self._set(**kwargs)
+        return super()._set(**kwargs)
 
     def _model_payload(self) -> tuple[bytes, bool]:
         model = self.getOrDefault(self.model)
-        if isinstance(model, str):
-            if not os.path.isfile(model):
-                raise ValueError(
-                    f"KerasEstimator: the model file {model!r} does not exist. Expected a .keras file, a "
-                    "Keras model or a function returning one; pass one of those as model=."
-                )
-            with open(model, "rb") as handle:
-                return handle.read(), False
         if callable(model):
             return pickled(model, "model factory", "KerasEstimator"), True
-        raise TypeError(
-            f"KerasEstimator: model must be a Keras model, a .keras file or a function returning a model; "
-            f"received {type(model).__name__}. Pass model=build_model (the function) or a keras.Model."
-        )
+        if not os.path.isfile(model):
+            raise ValueError(
+                f"KerasEstimator: the model file {model!r} does not exist. Expected a .keras file, a "
+                "Keras model or a function returning one; pass one of those as model=."
+            )
+        with open(model, "rb") as handle:
+            return handle.read(), False
 
     def _inspect(self, payload, cell_shape):
         from .keras_loop import build_model
@@ -138,6 +150,7 @@ class KerasEstimator(TrainingEstimator):
                             optimizer=None, learning_rate=None, metrics=(), epochs=1, batch_size=1,
                             shuffle=False, seed=self.getOrDefault(self.seed), patience=0, world_size=1)
         model = build_model(probe)
+        self._check_compile_arguments()
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ValueError(
                 f"KerasEstimator trains models with one input and one output; received "
@@ -146,6 +159,19 @@ class KerasEstimator(TrainingEstimator):
             )
         input_shape = tuple(-1 if size is None else int(size) for size in model.inputs[0].shape)
         return input_shape, int(model.outputs[0].shape[-1])
+
+    def _check_compile_arguments(self) -> None:
+        """A loss or optimizer name Keras does not know fails here, not on every rank."""
+        import keras
+
+        from .keras_loop import make_optimizer
+
+        for name, make in (("loss", keras.losses.get), ("optimizer", lambda value: make_optimizer(value, None))):
+            value = self.getOrDefault(name)
+            try:
+                make(value)
+            except (ValueError, TypeError):
+                raise invalid("KerasEstimator", name, value, self.parameter_constraints()[name]) from None
 
     def _local_fit(self) -> Callable:
         from .keras_loop import fit_keras

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .._scratch import scratch_folder
+from ..core.params import STRING
 from ..inference.transformer import ModelTransformer
 
 
@@ -29,6 +30,7 @@ class ClassifierModel(ModelTransformer, HasPredictionCol, HasProbabilityCol):
 
     trainingHistory = Param(Params._dummy(), "trainingHistory", "JSON: per-epoch metrics and the fit's summary",
                             typeConverter=TypeConverters.toString)
+    _parameter_constraints = {"trainingHistory": STRING}
 
     def __init__(self, *, model=None, inputCols=None, framework="", batchSize=64, predictionCol="prediction",
                  probabilityCol="probability", trainingHistory="{}"):

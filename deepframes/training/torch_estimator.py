@@ -7,8 +7,10 @@ from collections.abc import Callable
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 
+from ..core.params import POSITIVE_INTS, Constraint, function, one_of
 from .estimator import TrainingEstimator, pickled
 from .model import ClassifierModel
+from .torch_loop import LOSSES, OPTIMIZERS
 
 
 class TorchModel(ClassifierModel):
@@ -47,6 +49,12 @@ class TorchEstimator(TrainingEstimator):
         As for :class:`~deepframes.training.keras_estimator.KerasEstimator`; the only metric is
         ``accuracy``.
 
+    Raises
+    ------
+    deepframes.core.params.InvalidParameterError
+        When built or when a Param is set (``setX``, ``copy``, a ``CrossValidator`` grid): a value
+        outside what the Param accepts (``TorchEstimator.parameter_constraints()``).
+
     Examples
     --------
     >>> import deepframes
@@ -57,6 +65,11 @@ class TorchEstimator(TrainingEstimator):
     ...                                    learningRate=0.05).fit(df)
     >>> fitted.transform(df).where("prediction = label").count() > 180
     True
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> fitted.write().overwrite().save(folder + "/fitted")
+    >>> type(deepframes.ModelTransformer.load(folder + "/fitted")).__name__
+    'TorchModel'
     """
 
     framework = "torch"
@@ -66,6 +79,16 @@ class TorchEstimator(TrainingEstimator):
     inputShape = Param(Params._dummy(), "inputShape",
                        "one row's input shape without the batch dimension, e.g. [3, 64, 64] for images",
                        typeConverter=TypeConverters.toListInt)
+    _parameter_constraints = {
+        "model": function("a function returning a new torch.nn.Module (so each rank builds its own)",
+                          lambda value: callable(value) and not _is_module(value)),
+        "loss": (one_of(*LOSSES), function("a function loss(outputs, labels)")),
+        "optimizer": (Constraint(f"one of {sorted(OPTIMIZERS)}",
+                                 lambda value: isinstance(value, str) and value.lower() in OPTIMIZERS),
+                      function("a function parameters -> torch.optim.Optimizer")),
+        "metrics": Constraint("['accuracy'] or []", lambda value: value in (["accuracy"], [])),
+        "inputShape": POSITIVE_INTS,
+    }
 
     @keyword_only
     def __init__(self, *, model=None, featuresCol="features", labelCol="label", predictionCol="prediction",
@@ -84,40 +107,15 @@ class TorchEstimator(TrainingEstimator):
         return self._set(**{name: value for name, value in self._input_kwargs.items() if value is not None})
 
     def _model_payload(self) -> tuple[bytes, bool]:
-        model = self.getOrDefault(self.model)
-        if not callable(model) or _is_module(model):
-            raise TypeError(
-                "TorchEstimator: model must be a function returning a new torch.nn.Module (so each rank "
-                f"builds its own); received {type(model).__name__}. Pass model=build_module, e.g. "
-                "lambda: torch.nn.Linear(512, 3)."
-            )
-        return pickled(model, "model factory", "TorchEstimator"), True
+        return pickled(self.getOrDefault(self.model), "model factory", "TorchEstimator"), True
 
     def _loss_payload(self):
-        from .torch_loop import LOSSES
-
         loss = self.getOrDefault(self.loss)
-        if callable(loss):
-            return pickled(loss, "loss", "TorchEstimator")
-        if loss not in LOSSES:
-            raise ValueError(
-                f"TorchEstimator: unknown loss {loss!r}. Expected one of {list(LOSSES)} or a callable "
-                "loss(outputs, labels); set loss= to one of those."
-            )
-        return loss
+        return pickled(loss, "loss", "TorchEstimator") if callable(loss) else loss
 
     def _optimizer_payload(self):
-        from .torch_loop import OPTIMIZERS
-
         optimizer = self.getOrDefault(self.optimizer)
-        if callable(optimizer):
-            return pickled(optimizer, "optimizer factory", "TorchEstimator")
-        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(
-                f"TorchEstimator: unknown optimizer {optimizer!r}. Expected one of {sorted(OPTIMIZERS)} or "
-                "a function parameters -> torch.optim.Optimizer; set optimizer= to one of those."
-            )
-        return optimizer
+        return pickled(optimizer, "optimizer factory", "TorchEstimator") if callable(optimizer) else optimizer
 
     def _cell_shape(self, dataset, features, kind):
         if self.isDefined(self.inputShape):

@@ -103,5 +103,6 @@ def test_novelty_model_saves_and_loads_alone_and_in_a_pipeline(spark, tmp_path):
     # a copy with another threshold keeps the statistics; the original keeps its threshold
     looser = model.copy({model.rejectThreshold: 0.0})
     assert looser.novelty_test().recognised(np.full((1, 16), 3.0))[0] and model.getRejectThreshold() == 0.1
-    with pytest.raises(ValueError, match="must be a number in"):
+    with pytest.raises(ValueError, match=r"The 'rejectThreshold' parameter of NoveltyModel must be a float in \[0, 1\). "
+                                         "Got 2 instead."):
         model.setRejectThreshold(2)

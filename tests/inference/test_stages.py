@@ -201,8 +201,8 @@ def test_featurizer_rejects_wrong_column_type(spark):
 
 def test_featurizer_rejects_unknown_model_and_pooling(spark, pets_images):
     images = _images(spark, pets_images)
-    with pytest.raises(ValueError, match=r"Unknown model 'AlexNet'. Expected one of"):
-        deepframes.ImageFeaturizer(model="AlexNet").transform(images)
+    with pytest.raises(ValueError, match=r"The 'model' parameter of ImageFeaturizer must be one of \[.*Got 'AlexNet'"):
+        deepframes.ImageFeaturizer(model="AlexNet")  # refused when built, before any data
     with pytest.raises(ValueError, match=r"average-pooled features only.*pooling='max'"):
         deepframes.ImageFeaturizer(model="squeezenet1.1", weights=SQUEEZENET, pooling="max").transform(images)
     with pytest.raises(FileNotFoundError, match=r"squeezenet1.1 needs its ONNX file"):

@@ -124,3 +124,11 @@ def test_keras_estimator_rejects_more_slots_than_the_cluster(spark, pets_split):
 def test_keras_estimator_rejects_a_batch_that_does_not_split(spark, pets_split):
     with pytest.raises(ValueError, match="multiple of numSlots=2.*batchSize=33"):
         pets_estimator(numSlots=2, batchSize=33).fit(pets_split[0])
+
+
+def test_keras_estimator_refuses_an_optimizer_keras_does_not_know_before_training(spark):
+    from deepframes.training.examples import small_mlp, two_blobs
+
+    with pytest.raises(ValueError, match=r"^The 'optimizer' parameter of KerasEstimator must be a Keras optimizer "
+                                         r"name or config dict. Got 'nope' instead.$"):
+        KerasEstimator(model=small_mlp, optimizer="nope").fit(two_blobs(spark, 20))

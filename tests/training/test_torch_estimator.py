@@ -44,14 +44,11 @@ def test_torch_two_slots_match_one_slot_after_20_steps(spark):
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, untrained, strict=True)) > 1e-2  # it did train
 
 
-def test_torch_estimator_needs_a_factory_not_a_module(spark, pets_split):
-    with pytest.raises(TypeError, match="function returning a new torch.nn.Module.*received Sequential"):
-        TorchEstimator(model=pets_torch_mlp()).fit(pets_split[0])
-
-
-def test_torch_estimator_rejects_an_unknown_loss(spark, pets_split):
-    with pytest.raises(ValueError, match="unknown loss 'hinge'.*cross_entropy"):
-        TorchEstimator(model=pets_torch_mlp, loss="hinge").fit(pets_split[0])
+def test_torch_estimator_refuses_a_module_or_an_unknown_loss_when_built():
+    with pytest.raises(TypeError, match="function returning a new torch.nn.Module.*Got a Sequential object"):
+        TorchEstimator(model=pets_torch_mlp())
+    with pytest.raises(ValueError, match=r"'loss' parameter of TorchEstimator must be one of \['cross_entropy'"):
+        TorchEstimator(model=pets_torch_mlp, loss="hinge")
 
 
 def test_torch_model_reads_a_vector_column_straight_from_parquet(spark, tmp_path):
