@@ -1,5 +1,5 @@
 """What the Keras and PyTorch estimators share: their Params, the checks made before any rank
-starts, the Distributor run, and ``fitMultiple`` for pyspark.ml's model selection."""
+starts, the Distributor run, save/load, and ``fitMultiple`` for pyspark.ml's model selection."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCo
 from pyspark.sql import DataFrame
 
 from ..core.params import BOOLEAN, NONE, STRINGS, ValidatedParams, integer, real
-from ..core.persistence import pickled
+from ..core.persistence import ModelFileStage, pickled
 from .data import (
     RANK,
     DataSummary,
@@ -64,8 +64,16 @@ class TrainingParams(ValidatedParams, HasFeaturesCol, HasLabelCol, HasPrediction
                      validationFraction=0.0, earlyStoppingPatience=0, shuffle=True, numSlots=1, seed=42)
 
 
-class TrainingEstimator(Estimator, TrainingParams):
-    """Base of ``KerasEstimator`` and ``TorchEstimator``; subclasses say how to read the model."""
+class TrainingEstimator(Estimator, TrainingParams, ModelFileStage):
+    """Base of ``KerasEstimator`` and ``TorchEstimator``; subclasses say how to read the model.
+
+    ``save`` keeps what the ranks are sent: a model file is copied with the estimator, a model
+    factory and a loss or optimizer function are pickled (cloudpickle), so a ``Pipeline``,
+    ``CrossValidator`` or ``TrainValidationSplit`` holding the estimator saves and loads.
+    """
+
+    file_params = ("model",)
+    pickled_params = ("model", "loss", "optimizer")
 
     framework = ""
     model_class: type = ClassifierModel

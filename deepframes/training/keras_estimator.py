@@ -97,6 +97,15 @@ class KerasEstimator(TrainingEstimator):
     2
     >>> sorted(fitted.history_)
     ['accuracy', 'loss']
+
+    The estimator saves with its model factory (or model file), alone or in a ``Pipeline`` or a
+    fitted ``CrossValidatorModel``:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> estimator.write().overwrite().save(folder + "/estimator")
+    >>> KerasEstimator.load(folder + "/estimator").getModel() is small_mlp
+    True
     """
 
     framework = "keras"
