@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from .data import RankData, epoch_batches, local_batch_size, rank_data
 from .loop import EpochHook, EpochSums, TrainConfig, run_epochs, summary
+
+_EXPORTING = threading.Lock()
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +144,21 @@ class TorchTrainer:
         predictor = _predictor(self.module.cpu()).eval()
         example = torch.from_numpy(np.ascontiguousarray(self.data.x[:2]))
         buffer = io.BytesIO()
-        try:
-            batch = torch.export.Dim("batch")
-            program = torch.export.export(predictor, (example,), dynamic_shapes=({0: batch},))
-            torch.export.save(program, buffer)
-            return buffer.getvalue(), "model.pt2"
-        except Exception as error:  # noqa: BLE001 - any export failure: TorchScript still serves
-            logger.warning("torch.export could not export the trained module (%s: %s); saving it as TorchScript, "
-                           "which records no input shape.", type(error).__name__, str(error).splitlines()[0][:200])
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.trace(predictor, example), buffer)
-        return buffer.getvalue(), "model.pt"
+        # One export at a time in a process: torch.export's tracing state is global, and fits
+        # in driver threads (fitMultiple, CrossValidator's parallelism) finish together.
+        with _EXPORTING:
+            try:
+                batch = torch.export.Dim("batch")
+                program = torch.export.export(predictor, (example,), dynamic_shapes=({0: batch},))
+                torch.export.save(program, buffer)
+                return buffer.getvalue(), "model.pt2"
+            except Exception as error:  # noqa: BLE001 - any export failure: TorchScript still serves
+                logger.warning("torch.export could not export the trained module (%s: %s); saving it as "
+                               "TorchScript, which records no input shape.", type(error).__name__,
+                               str(error).splitlines()[0][:200])
+            buffer = io.BytesIO()
+            torch.jit.save(torch.jit.trace(predictor, example), buffer)
+            return buffer.getvalue(), "model.pt"
 
 
 def _predictor(module: Any) -> Any:
