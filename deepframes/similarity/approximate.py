@@ -271,7 +271,7 @@ def _graph_candidates(batches: Iterator[pa.RecordBatch], search: _Search, ef: in
             queries, items = _matrix(row, "q"), _matrix(row, "i")
             check_widths(queries.shape[1], items.shape[1])
             query_ids, item_ids = _ids(row["q_ids"]), _ids(row["i_ids"])
-            wanted = candidates_wanted(search.k, len(items), search.exclude_self)
+            wanted = candidates_wanted(search.k, len(items), search.exclude_self, search.rough_per_k)
             graph.hnsw.efSearch = max(ef, wanted)
             _, chosen = graph.search(_indexed(queries, search.metric), wanted)
             query_rows = np.repeat(np.arange(len(queries)), wanted)

@@ -37,11 +37,14 @@ _BLOCK_FIELDS = ("block", "ids", "matrix", "num_rows", "width")
 
 @dataclass(frozen=True)
 class _Search:
-    """What the executors need: the metric, how many neighbours, and whether a row may be its own."""
+    """What the executors need: the metric, how many neighbours, whether a row may be its own, and
+    how many rough candidates per neighbour go to the float64 re-ranking (2 for exact search, to
+    absorb float32 rounding; 1 for approximate search, whose candidates are approximate anyway)."""
 
     metric: str
     k: int
     exclude_self: bool
+    rough_per_k: int = 2
 
 
 def nearest_neighbors(queries: DataFrame, items: DataFrame | None = None, k: int = 10, *,
@@ -83,7 +86,7 @@ def nearest_neighbors(queries: DataFrame, items: DataFrame | None = None, k: int
         recall grow with it.
     ef : int, optional
         ``"hnsw"``: the breadth of each graph search (faiss' ``efSearch``; default 64, at least
-        ``2 * k + 1``); the work and the recall grow with it.
+        ``k + 1``); the work and the recall grow with it.
 
     Returns
     -------
@@ -133,7 +136,7 @@ def nearest_neighbors(queries: DataFrame, items: DataFrame | None = None, k: int
                 f"nearest_neighbors: the id columns differ in type ({queries.schema[query_id].dataType.simpleString()} "
                 f"and {items.schema[item_id].dataType.simpleString()}); cast one of them."
             )
-    search = _Search(metric, k, exclude_self=items is None)
+    search = _Search(metric, k, exclude_self=items is None, rough_per_k=2 if method == "exact" else 1)
     id_type = queries.schema[query_id].dataType
     candidate_schema = (f"query_block long, query_id {id_type.simpleString()}, item_id {id_type.simpleString()}, "
                         "distance double")
@@ -309,16 +312,16 @@ def _measured_rows(matrix: np.ndarray, rows: np.ndarray, metric: str):
 
 
 def nearest_rows(queries: np.ndarray, items: np.ndarray, item_ids: np.ndarray, k: int, metric: str,
-                 query_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 query_ids: np.ndarray | None = None, rough_per_k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query's ``k`` nearest items: ``(query rows, item rows, float64 distances)``, ranked by
-    query, then distance, then item id. Candidates are chosen in the inputs' precision (twice
-    as many as asked), then measured again in float64. With ``query_ids``, an item with the
-    query's own id is never its neighbour.
+    query, then distance, then item id. Candidates are chosen in the inputs' precision
+    (``rough_per_k`` times as many as asked), then measured again in float64. With
+    ``query_ids``, an item with the query's own id is never its neighbour.
 
     >>> nearest_rows(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 0.1]]), np.array(["a", "b"]), 1, "cosine")[1]
     array([1])
     """
-    wanted = candidates_wanted(k, len(items), query_ids is not None)
+    wanted = candidates_wanted(k, len(items), query_ids is not None, rough_per_k)
     if wanted == 0 or len(queries) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0)
@@ -329,10 +332,10 @@ def nearest_rows(queries: np.ndarray, items: np.ndarray, item_ids: np.ndarray, k
     return best_pairs(queries, items, query_rows, chosen.ravel(), item_ids, k, metric, query_ids)
 
 
-def candidates_wanted(k: int, num_items: int, exclude_self: bool) -> int:
-    """How many rough candidates a query takes before the float64 re-ranking: twice ``k`` (to absorb
-    the rounding of float32), one more when its own row may be among them."""
-    return min(2 * k + int(exclude_self), num_items)
+def candidates_wanted(k: int, num_items: int, exclude_self: bool, rough_per_k: int = 2) -> int:
+    """How many rough candidates a query takes before the float64 re-ranking: ``rough_per_k``
+    times ``k``, one more when its own row may be among them."""
+    return min(rough_per_k * k + int(exclude_self), num_items)
 
 
 def best_pairs(queries: np.ndarray, items: np.ndarray, query_rows: np.ndarray, item_rows: np.ndarray,
@@ -352,7 +355,8 @@ def best_pairs(queries: np.ndarray, items: np.ndarray, query_rows: np.ndarray, i
 
 def _candidates(queries: np.ndarray, query_ids: np.ndarray, items: np.ndarray, item_ids: np.ndarray, block: int,
                 search: _Search, id_type: pa.DataType) -> pa.RecordBatch:
-    found = nearest_rows(queries, items, item_ids, search.k, search.metric, query_ids if search.exclude_self else None)
+    found = nearest_rows(queries, items, item_ids, search.k, search.metric, query_ids if search.exclude_self else None,
+                         search.rough_per_k)
     return candidate_batch(found, query_ids, item_ids, block, id_type)
 
 
