@@ -1,4 +1,5 @@
-"""The driver's channel: ranks meet there (rendezvous) and stream tagged lines to it over TCP.
+"""The driver's channel: ranks meet there (rendezvous) and stream tagged lines to it over TCP;
+tasks may also ask it a question and wait for its answer (``ChannelClient.ask``).
 
 Each connection proves it knows the run's secret (HMAC of a server nonce) before anything it sends
 is read; messages are length-prefixed JSON, never pickles, so a stray client cannot run code.
@@ -110,7 +111,8 @@ def print_line(message: dict[str, Any]) -> None:
 
 
 class ChannelServer:
-    """A threaded TCP server on the driver; ``on_message`` gets each authenticated message.
+    """A threaded TCP server on the driver; ``on_message`` gets each authenticated message, and
+    what it returns other than None goes back to the sender as the answer to its ``ask``.
 
     Examples
     --------
@@ -126,6 +128,10 @@ class ChannelServer:
     ...     with ChannelClient(server.address, rank=0) as client:
     ...         client.gather("host|1|2|3", patience=5)
     ['host|1|2|3']
+    >>> with ChannelServer("127.0.0.1", lambda message: {"twice": 2 * message["number"]}) as server:
+    ...     with ChannelClient(server.address, rank=0) as client:
+    ...         client.ask({"kind": "question", "number": 21}, timeout=5)["twice"]
+    42
     """
 
     def __init__(
@@ -198,7 +204,9 @@ class ChannelServer:
         elif kind == "abandon":
             self._board.abandon()
         else:
-            self._on_message(message)
+            answer = self._on_message(message)
+            if answer is not None:
+                _send_message(connection, answer)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every rank's connection has closed (its last lines are in); True if so."""
@@ -265,6 +273,26 @@ class ChannelClient:
                 f"lost the driver's channel during the rendezvous: {error}"
             ) from error
         return reply["endpoints"]
+
+    def ask(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send ``message`` and wait up to ``timeout`` seconds for the driver's answer.
+
+        Raises
+        ------
+        ConnectionError
+            When the channel broke or the driver did not answer in time.
+        """
+        with self._lock:
+            try:
+                _send_message(self._sock, {"rank": self.rank, **message})
+                self._sock.settimeout(timeout)
+                try:
+                    return _read_message(self._sock)
+                finally:
+                    self._sock.settimeout(None)
+            except (OSError, ValueError) as error:
+                self._broken = True
+                raise ConnectionError(f"the driver's channel did not answer: {error}") from error
 
     def send_line(self, stream: str, line: str) -> None:
         self.send({"kind": "line", "stream": stream, "line": line})

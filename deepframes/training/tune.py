@@ -1,9 +1,11 @@
 """``tune``: a hyperparameter search whose trials run concurrently as Spark tasks.
 
-The training rows are written once (Parquet, in a folder the executors read); a Python worker
-reads them on its first trial and keeps them for every later trial it runs. Each one-slot trial is
-one Spark task of its own job, so a failure, a pruned trial or a cancelled one touches nothing
-else; trials with ``numSlots > 1`` run as Distributor fits.
+The training rows are gathered once into one Parquet file that Spark sends to every executor
+(``core.files.ship_file``: no disk shared with the driver needed); a Python worker reads it on its
+first trial and keeps it for every later trial it runs. Each one-slot trial is one Spark task of
+its own job, so a failure, a pruned trial or a cancelled one touches nothing else; trials with
+``numSlots > 1`` run as Distributor fits on the same rows, kept in Spark's cache. Trials report
+their epochs to a board kept in the driver (``pruning.BoardKeeper``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import itertools
 import logging
 import math
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -26,12 +27,12 @@ import numpy as np
 
 from .estimator import TrainingEstimator, pickled
 from .loop import TrainConfig
-from .pruning import Board, TrialPruned, median_rule, read_curve
+from .pruning import Board, BoardKeeper, TrialPruned, median_rule
 
 logger = logging.getLogger(__name__)
 
 SEARCHES = ("grid", "random", "optuna")
-# rows a Python worker keeps: {parquet folder: arrow table}
+# rows a Python worker keeps: {shipped file name: arrow table}
 _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -41,7 +42,8 @@ class TrialTask:
     """One trial, shipped to its Spark task."""
 
     trial: int
-    data_path: str
+    data_file: str  # the training rows' file, as SparkFiles names it (core.files.ship_file)
+    driver_path: str  # the same file on the driver, for trials that run in its process
     config: TrainConfig
     fit: Callable
     board: Board
@@ -57,15 +59,17 @@ class TuneResult:
     best_model: Any
 
 
-def _cached_table(path: str) -> Any:
-    """The training rows, read from ``path`` once per Python worker."""
+def _cached_table(name: str, driver_path: str) -> Any:
+    """The training rows, read from the shipped file ``name`` once per Python worker."""
+    from ..core.files import shipped_path
+
     with _CACHE_LOCK:
-        if path not in _CACHE:
+        if name not in _CACHE:
             import pyarrow.parquet as pq
 
             _CACHE.clear()
-            _CACHE[path] = pq.read_table(path)
-        return _CACHE[path]
+            _CACHE[name] = pq.read_table(shipped_path(name, driver_path))
+        return _CACHE[name]
 
 
 def run_trial(task: TrialTask) -> dict:
@@ -78,19 +82,18 @@ def run_trial(task: TrialTask) -> dict:
     _limit_threads(threads)
     started = time.perf_counter()
     try:
-        data = rank_data(_cached_table(task.data_path), task.config.feature)
+        data = rank_data(_cached_table(task.data_file, task.driver_path), task.config.feature)
         result = task.fit(task.config, data, task.board.report)
         status, error = "ok", None
         history = result["history"]
         model = result.get("model") if task.keep_model else None
+        summary = result.get("summary") if task.keep_model else None
     except TrialPruned as stop:
-        status, error, history = "pruned", str(stop), None
+        status, error, history, model, summary = "pruned", str(stop), None, None, None
     except TimeoutError as stop:
-        status, error, history = "cancelled", str(stop), None
-    if status != "ok":
-        model = None
-        history = {task.board.metric: read_curve(os.path.join(task.board.folder, f"{task.trial}.json"))}
-    return {"status": status, "error": error, "history": history, "model": model,
+        status, error, history, model, summary = "cancelled", str(stop), None, None, None
+    # A stopped trial's curve is what it reported: the driver reads it off the board.
+    return {"status": status, "error": error, "history": history, "model": model, "summary": summary,
             "seconds": time.perf_counter() - started}
 
 
@@ -233,7 +236,10 @@ def tune(
     estimator : KerasEstimator or TorchEstimator
     df : DataFrame
         Training rows (featuresCol, labelCol). Trials hold out ``validationFraction`` of them
-        (0.2 when the estimator's is 0) to compute ``val_*`` metrics.
+        (0.2 when the estimator's is 0) to compute ``val_*`` metrics. Every one-slot trial trains
+        on all of them in memory: they are gathered once on the driver into one file that Spark
+        sends to each executor (no shared disk needed), so they must fit the driver's memory and
+        each executor's.
     space : dict
         Param name -> a list of values (choices), or a ``(low, high)`` range for random and
         Optuna searches.
@@ -301,17 +307,17 @@ def tune(
     elif early_stop is not None:
         raise ValueError(f"early_stop must be 'median', a callable or None. Received: early_stop={early_stop!r}.")
 
-    folder = tempfile.mkdtemp(prefix="deepframes-tune-")
+    # The rows once, in Spark's cache (multi-slot trials and the evaluator read them there) and
+    # in one file Spark sends to every executor: no trial reads a path only the driver has.
+    frame = frame.persist()
     try:
-        data_path = os.path.join(folder, "data")
-        frame.write.parquet(data_path)  # once: every trial on a worker reuses what it read
-        board_folder = os.path.join(folder, "board")
-        os.makedirs(board_folder)
-        deadline = time.time() + time_budget if time_budget else None
-        rows = _run_trials(spark, trial_estimator, sample, study, base_config, data_path, board_folder,
-                           rule, metric, mode, parallelism, deadline, evaluator, slots, data_summary.num_train)
+        rows_file = _ship_rows(spark, frame)
+        with BoardKeeper(_driver_host(spark)) as board:
+            deadline = time.time() + time_budget if time_budget else None
+            rows = _run_trials(spark, trial_estimator, sample, study, base_config, frame, rows_file, board,
+                               rule, metric, mode, parallelism, deadline, evaluator, slots, data_summary.num_train)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        frame.unpersist()
     import pandas as pd
 
     results = pd.DataFrame(rows)
@@ -332,13 +338,44 @@ def tune(
     return TuneResult(results, best_params, best_model)
 
 
+def _ship_rows(spark: Any, frame: Any) -> tuple[str, str]:
+    """Gather ``frame``'s rows into one Parquet file and send it to every executor; returns (the
+    name executors find it under with SparkFiles, its path here).
+
+    The file is named by its digest and kept for the life of this process (Spark serves an added
+    file to every executor that joins later, and refuses a second file of the same name): a search
+    run again on the same rows ships nothing new, and its workers reuse the rows they keep.
+    """
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from ..core.files import digest_named_copy, ship_file
+
+    with tempfile.TemporaryDirectory(prefix="deepframes-tune-") as folder:
+        written = os.path.join(folder, "rows.parquet")
+        pq.write_table(frame.toArrow(), written)
+        digest = hashlib.sha256()
+        with open(written, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        path = digest_named_copy(written, digest.hexdigest())
+    return ship_file(spark, path, "The training rows"), path
+
+
+def _driver_host(spark: Any) -> str:
+    """The address executors reach the driver at (the Distributor's channel uses the same)."""
+    return spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
+
+
 def _param_map(estimator: TrainingEstimator, params: Mapping[str, Any]) -> dict:
     return {estimator.getParam(name): value for name, value in params.items() if not name.startswith("__")}
 
 
-def _run_trials(spark, estimator, sample, study, base_config, data_path, board_folder, rule, metric, mode,
+def _run_trials(spark, estimator, sample, study, base_config, frame, rows_file, board, rule, metric, mode,
                 parallelism, deadline, evaluator, slots, num_train) -> list[dict]:
     context = spark.sparkContext
+    data_file, driver_path = rows_file
     run_id = uuid.uuid4().hex[:8]
     rows: list[dict] = []
     best = [None]
@@ -352,18 +389,22 @@ def _run_trials(spark, estimator, sample, study, base_config, data_path, board_f
             config = candidate.build_config(base_config.feature)
             if slots > 1:  # a Distributor run per trial (no pruning between epochs), stopped at the deadline
                 remaining = None if deadline is None else max(1.0, deadline - time.time())
-                result = candidate.run_ranks(spark.read.parquet(data_path), config, num_train, timeout=remaining)
+                result = candidate.run_ranks(frame, config, num_train, timeout=remaining)
                 outcome = {"status": "ok", "error": None, **result}
             else:
-                board = Board(board_folder, index, metric if evaluator is None else "val_loss", mode, rule, deadline)
-                task = TrialTask(index, data_path, config, candidate._local_fit(), board, evaluator is not None)
+                # With an evaluator, trials are compared by their validation loss between epochs.
+                trial_board = Board(board.address, index, metric if evaluator is None else "val_loss",
+                                    mode if evaluator is None else "min", rule, deadline)
+                task = TrialTask(index, data_file, driver_path, config, candidate._local_fit(), trial_board,
+                                 evaluator is not None)
                 (outcome,) = context.parallelize([task], 1).map(run_trial).collect()
+                if outcome["status"] != "ok":
+                    outcome["history"] = {metric: board.curve(index)}
             if evaluator is not None and outcome["status"] == "ok":
-                outcome["evaluated"] = _evaluate(spark, candidate, outcome, data_path, evaluator, metric)
+                outcome["evaluated"] = _evaluate(candidate, outcome, frame, evaluator, metric)
         except Exception as error:  # noqa: BLE001 - a failing trial is recorded, the search goes on
             cancelled = deadline is not None and time.time() >= deadline
-            curve = read_curve(os.path.join(board_folder, f"{index}.json"))
-            outcome = {"status": "cancelled" if cancelled else "failed", "history": {metric: curve},
+            outcome = {"status": "cancelled" if cancelled else "failed", "history": {metric: board.curve(index)},
                        "error": "time_budget ran out" if cancelled else _short_error(str(error).strip().splitlines())}
         outcome["seconds"] = time.perf_counter() - started
         return outcome
@@ -417,14 +458,14 @@ def _run_trials(spark, estimator, sample, study, base_config, data_path, board_f
     return sorted(rows, key=lambda row: row["trial"])
 
 
-def _evaluate(spark, candidate, outcome, data_path, evaluator, metric) -> float:
-    """``evaluator``'s ``metric`` of a trial's model on the held-out rows."""
+def _evaluate(candidate, outcome, frame, evaluator, metric) -> float:
+    """``evaluator``'s ``metric`` of a trial's model on the held-out rows of ``frame``."""
     from pyspark.sql import functions as F
 
     from .data import FEATURES, LABEL, VALIDATION
 
     fitted = candidate.fitted_model(outcome)
-    held = spark.read.parquet(data_path).where(F.col(VALIDATION)).select(
+    held = frame.where(F.col(VALIDATION)).select(
         F.col(FEATURES).alias(candidate.getFeaturesCol()), F.col(LABEL).alias(candidate.getLabelCol()))
     return float(evaluator.copy({evaluator.getParam("metricName"): metric}).evaluate(fitted.transform(held)))
 
