@@ -471,7 +471,8 @@ def cmd_cluster(args: argparse.Namespace) -> None:
 
     try:
         if args.action == "start":
-            info = standalone.start_cluster(args.workers, args.cores, args.memory, state_dir=args.state_dir)
+            info = standalone.start_cluster(args.workers, args.cores, args.memory, state_dir=args.state_dir,
+                                            private_tmp=args.private_tmp)
         elif args.action == "stop":
             info = standalone.stop_cluster(args.state_dir)
         else:
@@ -493,7 +494,8 @@ def cmd_cluster(args: argparse.Namespace) -> None:
     _emit(args, payload, "\n".join([
         f"Master:  {info.master_url}",
         f"Web UI:  {info.web_ui}",
-        f"Workers: {workers} alive of {info.num_workers} ({info.cores} cores, {info.memory} each)",
+        f"Workers: {workers} alive of {info.num_workers} ({info.cores} cores, {info.memory} each"
+        f"{', a private /tmp and home each' if info.private_tmp else ''})",
         f"Pids:    {pids} (state: {info.state_dir})",
         f"Use it:  deepframes featurize ... --master {info.master_url}",
     ]))
@@ -629,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
             verb.add_argument("--workers", type=int, default=2, help="workers to start (default: %(default)s)")
             verb.add_argument("--cores", type=int, default=1, help="cores per worker (default: %(default)s)")
             verb.add_argument("--memory", default="1g", help="memory per worker (default: %(default)s)")
+            verb.add_argument("--private-tmp", action="store_true",
+                              help="give each worker its own /tmp and home (a mount namespace, as root), so "
+                                   "executors see no file of the driver's /tmp, as on other machines; "
+                                   "folders outside /tmp play the shared storage")
         verb.add_argument("--state-dir", help="folder recording the cluster (default: $DEEPFRAMES_CLUSTER_DIR "
                                               "or ~/.cache/deepframes/cluster)")
         verb.add_argument("--json", action="store_true", help="print one JSON object as the last line")

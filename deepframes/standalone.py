@@ -3,6 +3,10 @@
 For trying distribution on one machine and for the tests. The processes started are recorded in a
 state folder (pid and start time each), and :func:`stop_cluster` stops exactly those, the executors
 they started, and removes the folder.
+
+With ``private_tmp=True`` each worker runs in a mount namespace of its own over a fresh tmpfs /tmp,
+with its home and caches in there: its executors see none of the driver's temporary files, as on
+another host, while folders outside /tmp stay shared (they play the cluster's NFS or HDFS).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from . import _private_tmp
+from ._private_tmp import private_tmp_problem as private_tmp_problem
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ class ClusterProcess:
     role: str
     pid: int
     start_time: int
+    # The mount namespace of a private-/tmp worker ("mnt:[inode]"): its executors run there too.
+    mount_namespace: str = ""
 
     def alive(self) -> bool:
         return _start_time(self.pid) == self.start_time
@@ -61,6 +70,8 @@ class ClusterInfo:
         The folder holding the record of processes, the workers' folders and the logs.
     processes : list of ClusterProcess
         The master (first) and the workers.
+    private_tmp : bool
+        Whether each worker has a /tmp and a home of its own (see :func:`start_cluster`).
     """
 
     master_url: str
@@ -70,6 +81,7 @@ class ClusterInfo:
     memory: str
     state_dir: str
     processes: list[ClusterProcess] = field(default_factory=list)
+    private_tmp: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -139,6 +151,7 @@ def start_cluster(
     state_dir: str | None = None,
     host: str = "127.0.0.1",
     timeout: float = 90.0,
+    private_tmp: bool = False,
 ) -> ClusterInfo:
     """Start a standalone master and ``num_workers`` workers here; return once all registered.
 
@@ -155,6 +168,15 @@ def start_cluster(
         The address the master and workers bind to.
     timeout : float
         Seconds to wait for the master and every worker.
+    private_tmp : bool
+        Start each worker in a mount namespace of its own (``unshare -m``) over a fresh tmpfs
+        /tmp, with ``HOME``, ``XDG_CACHE_HOME``, ``TMPDIR`` and Spark's local folders in there:
+        its executors see none of the driver's temporary files or caches, as on another host,
+        while folders outside /tmp stay shared (as NFS or HDFS would be). Each worker binds a
+        loopback address of its own (127.0.0.2, 127.0.0.3, ...), so Spark treats them as
+        separate hosts. Needs root, or a kernel that lets users make namespaces
+        (:func:`private_tmp_problem` says why not), and a ``state_dir`` outside /tmp (the
+        workers keep their work folders there).
 
     Returns
     -------
@@ -163,8 +185,8 @@ def start_cluster(
     Raises
     ------
     ValueError
-        When a cluster recorded in ``state_dir`` is still running, or the machine cannot hold
-        the workers asked for.
+        When a cluster recorded in ``state_dir`` is still running, the machine cannot hold the
+        workers asked for, or cannot give them a private /tmp.
     RuntimeError
         When the processes did not come up within ``timeout`` (they are stopped again; the
         message holds the last lines of their log).
@@ -180,6 +202,8 @@ def start_cluster(
     """
     check_capacity(num_workers, cores, memory)
     folder = Path(state_dir or default_state_dir())
+    if private_tmp:
+        _private_tmp.check_private_tmp(folder, host)
     running = cluster_status(str(folder))
     if running is not None:
         raise ValueError(
@@ -192,7 +216,7 @@ def start_cluster(
     master_port, ui_port = _free_port(host), _free_port(host)
     processes: list[ClusterProcess] = []
     info = ClusterInfo(f"spark://{host}:{master_port}", f"http://{host}:{ui_port}", num_workers, cores, memory,
-                       str(folder), processes)
+                       str(folder), processes, private_tmp)
     try:
         processes.append(_launch(folder, "master", _MASTER_CLASS,
                                  ["--host", host, "--port", str(master_port), "--webui-port", str(ui_port)]))
@@ -201,14 +225,15 @@ def start_cluster(
         # the addresses it really uses are the ones it logs.
         _wait_for(lambda: _logged_addresses(folder) is not None, timeout, "the master", folder)
         master_url, web_ui = _logged_addresses(folder)
-        info = ClusterInfo(master_url, web_ui, num_workers, cores, memory, str(folder), processes)
+        info = ClusterInfo(master_url, web_ui, num_workers, cores, memory, str(folder), processes, private_tmp)
         _write_state(info)
         _wait_for(lambda: _master_json(web_ui) is not None, timeout, "the master's web UI", folder)
         for index in range(num_workers):
+            worker_host = _private_tmp.worker_host(host, index) if private_tmp else host
             processes.append(_launch(folder, f"worker-{index}", _WORKER_CLASS, [
-                "--host", host, "--port", "0", "--webui-port", "0", "--cores", str(cores),
+                "--host", worker_host, "--port", "0", "--webui-port", "0", "--cores", str(cores),
                 "--memory", memory, "--work-dir", str(folder / "work"), master_url,
-            ]))
+            ], private_tmp=private_tmp))
             _write_state(info)
         _wait_for(lambda: _alive_workers(web_ui) >= num_workers, timeout,
                   f"{num_workers} workers to register", folder)
@@ -252,9 +277,12 @@ def stop_cluster(state_dir: str | None = None, *, missing_ok: bool = False) -> C
         )
     owned = [process for process in info.processes if process.alive()]
     # Executors (and their Python workers) are children of the workers: take them along, and
-    # those whose worker died already (they run in the workers' folder).
+    # those whose worker died already (they run in the workers' folder). A private-/tmp worker's
+    # namespace holds only what it started, also what left its family (re-parented).
     family = owned + [child for process in owned for child in _descendants(process.pid)]
-    family += [orphan for orphan in _running_in(folder / "work") if orphan not in family]
+    family += _processes(_private_tmp.pids_in([process.mount_namespace for process in owned]), "in-namespace")
+    family += _running_in(folder / "work")
+    family = list({process.pid: process for process in family}.values())
     for process in reversed(family):  # workers before the master, so they do not reconnect
         _signal(process, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE_S
@@ -266,7 +294,8 @@ def stop_cluster(state_dir: str | None = None, *, missing_ok: bool = False) -> C
     return info
 
 
-def _launch(folder: Path, role: str, main_class: str, arguments: list[str]) -> ClusterProcess:
+def _launch(folder: Path, role: str, main_class: str, arguments: list[str], *,
+            private_tmp: bool = False) -> ClusterProcess:
     home = spark_home()
     env = dict(os.environ)
     env.update({
@@ -278,22 +307,45 @@ def _launch(folder: Path, role: str, main_class: str, arguments: list[str]) -> C
         # No spark-env.sh from elsewhere: this cluster is described by its arguments alone.
         "SPARK_CONF_DIR": str(folder),
     })
+    command = [os.path.join(home, "bin", "spark-class"), main_class, *arguments]
+    if private_tmp:
+        env = _private_tmp.worker_environment(env)
+        command = _private_tmp.worker_command(command)
     log = open(folder / "logs" / f"{role}.log", "ab")
     try:
         process = subprocess.Popen(
-            [os.path.join(home, "bin", "spark-class"), main_class, *arguments],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,  # survives the command that started it; stopped by pid
         )
     finally:
         log.close()
-    # spark-class execs java, so the pid stays; its start time identifies it later.
-    for _ in range(50):
+    # unshare, sh and spark-class each exec the next, down to java, so the pid stays; its start
+    # time identifies it later, and a private worker's mount namespace, once unshare made it.
+    own_namespace = _private_tmp.mount_namespace(os.getpid())
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
         start = _start_time(process.pid)
-        if start is not None:
-            return ClusterProcess(role, process.pid, start)
+        if start is None:
+            break
+        namespace = _private_tmp.mount_namespace(process.pid) if private_tmp else ""
+        if not private_tmp or namespace not in (None, own_namespace):
+            return ClusterProcess(role, process.pid, start, namespace or "")
         time.sleep(0.01)
+    start = _start_time(process.pid)
+    if start is not None:  # alive, but unshare made no namespace within 5 s: do not keep it
+        _signal(ClusterProcess(role, process.pid, start), signal.SIGKILL)
+        raise RuntimeError(f"The {role} process (pid {process.pid}) got no mount namespace of its own within "
+                           f"5 s; see {folder}/logs/{role}.log.")
     raise RuntimeError(f"The {role} process (pid {process.pid}) ended at once; see {folder}/logs/{role}.log.")
+
+
+def _processes(pids: list[int], role: str) -> list[ClusterProcess]:
+    found = []
+    for pid in pids:
+        start = _start_time(pid)
+        if start is not None:
+            found.append(ClusterProcess(role, pid, start))
+    return found
 
 
 def _wait_for(ready, timeout: float, what: str, folder: Path) -> None:
@@ -399,9 +451,11 @@ def _running_in(folder: Path) -> list[ClusterProcess]:
     return found
 
 
-def processes_left(state_dir: str) -> list[int]:
-    """Pids of processes still running inside a cluster's folder (none after :func:`stop_cluster`)."""
-    return [process.pid for process in _running_in(Path(state_dir))]
+def processes_left(state_dir: str, mount_namespaces: list[str] | tuple[str, ...] = ()) -> list[int]:
+    """Pids of processes still running inside a cluster's folder or in its private workers'
+    mount namespaces (``ClusterProcess.mount_namespace``); none after :func:`stop_cluster`."""
+    found = [process.pid for process in _running_in(Path(state_dir))] + _private_tmp.pids_in(list(mount_namespaces))
+    return sorted(set(found))
 
 
 def _signal(process: ClusterProcess, signum: int) -> None:

@@ -1,12 +1,17 @@
-"""Shared fixtures: Spark sessions on local[2], local-cluster[2,1,1024] and a standalone cluster
-started with `deepframes cluster start`, and test images."""
+"""Shared fixtures: Spark sessions on local[2], local-cluster[2,1,1024], a standalone cluster
+started with `deepframes cluster start` and one whose workers each have a private /tmp and home
+(as machines that share no disk), and test images."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +95,11 @@ def script_results(module: str, folder: Path, timeout: float = 900) -> dict:
     return json.loads(out.read_text())
 
 
-def start_standalone(state_dir: Path, workers: int = 2) -> dict:
-    """``deepframes cluster start`` with workers of 1 core and 1g; returns its JSON."""
+def start_standalone(state_dir: Path, workers: int = 2, *options: str) -> dict:
+    """``deepframes cluster start`` with workers of 1 core and 1g (and ``options``, such as
+    ``--private-tmp``); returns its JSON."""
     started = deepframes_command("cluster", "start", "--workers", str(workers), "--cores", "1", "--memory", "1g",
-                                 "--state-dir", str(state_dir), "--json")
+                                 "--state-dir", str(state_dir), "--json", *options)
     if started.returncode != 0:
         deepframes_command("cluster", "stop", "--state-dir", str(state_dir))
         pytest.fail(f"deepframes cluster start failed: {started.stderr.strip()}")
@@ -129,6 +135,68 @@ def standalone_spark(spark_sessions, standalone_cluster) -> SparkSession:
     """A session on the standalone cluster (two executors, one per worker)."""
     spark = spark_sessions.get(standalone_cluster["master_url"], **STANDALONE_CONF)
     wait_for_executors(spark, standalone_cluster["num_workers"])
+    return spark
+
+
+@dataclass(frozen=True)
+class PrivateTmpCluster:
+    """A standalone cluster whose workers see none of the driver's /tmp, and its shared storage."""
+
+    info: dict  # what `deepframes cluster start --json` printed
+    shared: Path  # a folder outside /tmp that the driver and every worker see (NFS, HDFS)
+
+
+def _outside_tmp() -> Path:
+    """A writable folder outside /tmp for the shared storage: /var/tmp, else the user's cache."""
+    for candidate in (Path("/var/tmp"), Path.home() / ".cache" / "deepframes"):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        resolved = candidate.resolve()
+        if Path("/tmp") not in resolved.parents and resolved != Path("/tmp") and os.access(resolved, os.W_OK):
+            return resolved
+    pytest.skip("No writable folder outside /tmp to play the cluster's shared storage.")
+
+
+@pytest.fixture(scope="session")
+def private_tmp_cluster(spark_sessions):
+    """A standalone master and 2 workers (1 core, 1g each), each in a mount namespace of its own
+    over a fresh /tmp with its home in there (``deepframes cluster start --private-tmp``): their
+    executors see none of the driver's temporary files, as on other machines. ``shared`` is a
+    folder outside /tmp that all see, as a cluster's NFS or HDFS. Skipped, saying why, where this
+    machine cannot make mount namespaces; every process started is stopped at the end (failed or
+    not) and checked gone, and the folders are removed."""
+    from deepframes import standalone
+
+    problem = standalone.private_tmp_problem()
+    if problem is not None:
+        pytest.skip(f"This machine cannot give workers a private /tmp: {problem}.")
+    root = Path(tempfile.mkdtemp(prefix="deepframes-tests-shared-", dir=_outside_tmp()))
+    state_dir = root / "cluster"
+    try:
+        info = start_standalone(state_dir, 2, "--private-tmp")
+        namespaces = [process["mount_namespace"] for process in info["processes"] if process["mount_namespace"]]
+        try:
+            assert len(namespaces) == 2, info
+            (root / "shared").mkdir()
+            yield PrivateTmpCluster(info, root / "shared")
+        finally:
+            active = running_session()
+            if active is not None and active.sparkContext.master == info["master_url"]:
+                spark_sessions.stop()
+            stop_standalone(state_dir)
+            assert standalone.processes_left(str(state_dir), namespaces) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_tmp_spark(spark_sessions, private_tmp_cluster) -> SparkSession:
+    """A session on the private-/tmp cluster (two executors, one per worker); the driver is this
+    process, with the machine's /tmp."""
+    spark = spark_sessions.get(private_tmp_cluster.info["master_url"], **STANDALONE_CONF)
+    wait_for_executors(spark, private_tmp_cluster.info["num_workers"])
     return spark
 
 
