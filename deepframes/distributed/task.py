@@ -58,7 +58,11 @@ def start_rank(
         return_value=config.return_all or rank == 0,
         max_result_bytes=config.max_result_bytes,
     )
-    return RankProcess(spec, workdir, child_environment(gpus, threads), on_line)
+    env = child_environment(gpus, threads)
+    # The rank's temporary files (TensorFlow's autograph modules, torch's elastic folders) go
+    # into its work folder, removed with it: a rank ending with os._exit cleans up nothing itself.
+    env["TMPDIR"] = tempfile.mkdtemp(prefix=f"rank{rank}-tmp-", dir=workdir)
+    return RankProcess(spec, workdir, env, on_line)
 
 
 def context_for(
