@@ -30,7 +30,7 @@ TRAINING_ROWS_PER_LIST = 64  # items sampled to the driver per list to train the
 HNSW_EF = 64  # breadth of the graph search unless ``ef`` says otherwise
 HNSW_LINKS = 32  # links per vector in the graph (faiss' M)
 HNSW_BUILD_EF = 64  # breadth of the search that places each vector while building
-SHARD_ROWS = 65536  # items per graph at most (about 128 MB of float32 at 512 values)
+SHARD_ROWS = 16384  # items per graph at most (32 MB of float32 at 512 values: a shard is one row in the JVM)
 
 _BLOCK_SCHEMA = "list int, block long, ids array<{id_type}>, matrix binary, num_rows int, width int"
 

@@ -73,7 +73,7 @@ def nearest_neighbors(queries: DataFrame, items: DataFrame | None = None, k: int
         the items, and ships them; each item goes to the list of its nearest centroid, each query
         to its ``probes`` nearest lists, and query and item blocks meet by list (an equi-join,
         not a cross join): about ``probes / lists`` of the exact work. ``"hnsw"`` builds a faiss
-        HNSW graph on the executors for each shard of at most 65,536 items, and every query
+        HNSW graph on the executors for each shard of at most 16,384 items, and every query
         block searches every shard. Both measure each pair they find in float64 and rank as
         exact does; what they can do is miss a true neighbour (recall@10 above 0.95 on clustered
         data with the defaults: ``bench/similarity.py`` measures it). A task holds one block of
