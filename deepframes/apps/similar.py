@@ -61,7 +61,7 @@ def save_similar_photos(train: DataFrame, model_uri: str, spark: SparkSession) -
     rows = train.where(F.col("features").isNotNull()).select("path", "label", "features")
     index = VectorIndex(idCol="path", metric="cosine", k=SHOWN).fit(rows)
     folder = storage.join(model_uri, FOLDER)
-    index.write().overwrite().save(storage.join(folder, INDEX))
+    index.write().save(storage.join(folder, INDEX))  # a fresh folder; overwrite() needs the JVM (no Connect)
     labels = {row.path: row.label for row in rows.select("path", "label").collect()}
     small = thumbnails(list(labels), spark)
     table = pa.table({"path": list(labels), "label": list(labels.values()),

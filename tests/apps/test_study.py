@@ -123,5 +123,6 @@ def test_study_runs_on_separate_executors(pets_features, cluster_spark, tmp_path
                        spark=cluster_spark, progress=lines.append)
     assert cluster_spark.sparkContext.master.startswith("local-cluster")
     assert result.num_trainings == 2 and result.best[0]["accuracy"] >= 0.85
-    assert lines == ["pair 1/1 Abyssinian vs Bengal: best " + f"{result.best[0]['accuracy']:.3f}"
+    assert lines == ["near-duplicates: 7 pairs in 6 groups (cosine similarity >= 0.95)",
+                     "pair 1/1 Abyssinian vs Bengal: best " + f"{result.best[0]['accuracy']:.3f}"
                      + f" at split {result.best[0]['split']:.2f}"]
