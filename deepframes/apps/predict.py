@@ -108,22 +108,20 @@ class BreedPredictor:
         test = stage.novelty_test() if stage is not None else None
         features = self._featurizer.getOutputCol()
         columns = ["path", "probability", features] + ([stage.getOutputCol()] if stage is not None else [])
+        rows = self._runner.transform(frame).select(*columns).collect()
         predictions = []
-        for row in self._runner.transform(frame).select(*columns).collect():
+        for row in rows:
             probabilities = row.probability.toArray()
             order = np.argsort(-probabilities)[:top]
             if test is not None and not test.accepts(row[stage.getOutputCol()]):
                 predictions.append(Prediction(row.path, recognised=False, hint=[self.labels[i] for i in order]))
             else:
                 predictions.append(Prediction(row.path, top=[(self.labels[i], float(probabilities[i])) for i in order]))
-            predictions[-1].similar = self._similar(row[features].toArray())
+        if self.similar is not None and rows:  # one search for all the photos
+            found = self.similar.nearest(np.stack([row[features].toArray() for row in rows]))
+            for prediction, photos in zip(predictions, found):
+                prediction.similar = photos
         return predictions
-
-    def _similar(self, features: np.ndarray | None) -> list[SimilarPhoto]:
-        """The training photos nearest ``features`` (none when the model keeps none)."""
-        if self.similar is None or features is None:
-            return []
-        return self.similar.nearest(features)[0]
 
     def predict_paths(self, paths: list[str], top: int = 3) -> list[Prediction]:
         """Predictions for image files (folders and globs too), in path order."""
